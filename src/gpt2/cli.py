@@ -1,0 +1,45 @@
+"""The `gpt2` command: a thin argparse front over the library. Each subcommand lives in `gpt2.commands.<name>`
+with `register(subparsers)`, which adds its parser and sets `func` to a function taking the parsed args."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gpt2.errors import GPT2Error
+
+# Subcommand modules, in the order `gpt2 --help` lists them.
+COMMANDS = ["generate", "tokenize", "info", "tokenizer", "prepare", "train", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpt2", description="GPT-2: sample, train, tokenize and inspect models."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"gpt2.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"gpt2.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except GPT2Error as e:
+        print(f"gpt2 {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gpt2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The GPT-2 transformer (Radford et al., 2019), with a preallocated KV cache for decoding.
+
+Module and parameter names follow Hugging Face's GPT2LMHeadModel (`transformer.h.0.attn.c_attn.weight`, ...)
+so checkpoints map one to one; HF stores those weights transposed (Conv1D), `checkpoint.py` handles that.
+Nothing here knows about files or sampling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gpt2.config import GPTConfig
+
+
+class KVCache:
+    """Keys and values of every layer, preallocated for `max_length` positions.
+
+    Decoding a token writes one slot per layer instead of concatenating tensors, so a step costs one
+    token's compute and no reallocation. `length` counts the positions filled so far (shared by all rows).
+    """
+
+    def __init__(
+        self,
+        config: GPTConfig,
+        batch_size: int,
+        max_length: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        shape = (config.n_layer, batch_size, config.n_head, max_length, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+
+    @property
+    def max_length(self) -> int:
+        return self.k.size(3)
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.size(1)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's keys/values for `layer`; return all keys/values up to and including them."""
+        end = self.length + k.size(2)
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only the given batch rows (e.g. drop finished sequences)."""
+        self.k = self.k[:, rows]
+        self.v = self.v[:, rows]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # fused query, key, value
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        kv_cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, config.mlp_width)
+        self.c_proj = nn.Linear(config.mlp_width, config.n_embd)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # GPT-2 uses the tanh approximation of GELU ("gelu_new" in HF).
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block (GPT-2 moved LayerNorm to each sub-block's input)."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
+
+    def forward(self, x, mask, is_causal, kv_cache, layer):
+        x = x + self.attn(self.ln_1(x), mask, is_causal, kv_cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.n_positions, config.n_embd),
+                drop=nn.Dropout(config.embd_pdrop),
+                h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+                ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied input/output embeddings
+        self.apply(self._init_weights)
+        # The paper scales residual-path projections by 1/sqrt(N), N = number of residual layers (2 per block).
+        std = config.initializer_range / math.sqrt(2 * config.n_layer)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Parameter count with the tied embedding counted once (124M preset: 124,439,808)."""
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied tensor once
+        if exclude_embeddings:
+            n -= self.transformer.wpe.weight.numel() + self.transformer.wte.weight.numel()
+        return n
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.wte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.transformer.wte.weight.dtype
+
+    def new_kv_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
+        max_length = max_length or self.config.n_positions
+        return KVCache(self.config, batch_size, max_length, self.device, self.dtype)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        *,
+        kv_cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        last_logits_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for `idx` (B, T) and, given `targets` (B, T; -100 = ignore), the mean cross-entropy.
+
+        With `kv_cache`, `idx` holds only the new tokens; their keys/values are appended to the cache.
+        `attention_mask` (B, past + T; 1 = real token, 0 = padding) lets rows of different lengths share a
+        batch (left padding); positions then count real tokens only, so a padded row computes what it
+        would alone.
+        """
+        B, T = idx.shape
+        past = kv_cache.length if kv_cache is not None else 0
+        total = past + T
+        if total > self.config.n_positions:
+            raise ValueError(f"sequence length {total} exceeds the context length {self.config.n_positions}")
+        if kv_cache is not None and total > kv_cache.max_length:
+            raise ValueError(f"sequence length {total} exceeds the KV cache's {kv_cache.max_length} positions")
+
+        if position_ids is None:
+            if attention_mask is not None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:total]
+            else:
+                position_ids = torch.arange(past, total, device=idx.device).unsqueeze(0)
+        mask, is_causal = self._attention_mask(B, T, past, attention_mask, idx.device)
+
+        x = self.transformer.wte(idx) + self.transformer.wpe(position_ids)
+        x = self.transformer.drop(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, mask, is_causal, kv_cache, i)
+        if kv_cache is not None:
+            kv_cache.length = total
+        x = self.transformer.ln_f(x)
+
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100
+            )
+            return logits, loss
+        if last_logits_only:
+            x = x[:, -1:, :]
+        return self.lm_head(x), None
+
+    @staticmethod
+    def _attention_mask(
+        B: int, T: int, past: int, attention_mask: torch.Tensor | None, device: torch.device
+    ) -> tuple[torch.Tensor | None, bool]:
+        """The SDPA mask for T new queries over past + T keys; None where `is_causal` or no mask suffices."""
+        if attention_mask is None:
+            if past == 0:
+                return None, T > 1  # plain causal: SDPA's fused path
+            if T == 1:
+                return None, False  # one new token sees every cached position
+        q_pos = torch.arange(past, past + T, device=device).view(T, 1)
+        k_pos = torch.arange(past + T, device=device).view(1, past + T)
+        allowed = k_pos <= q_pos  # (T, S)
+        if attention_mask is None:
+            return allowed, False
+        keys_real = attention_mask[:, : past + T].bool().view(B, 1, 1, past + T)
+        # A padding query would see no key at all (NaN in softmax); let every query see itself. Padding
+        # positions' outputs are never used, real tokens never attend to padding.
+        return (allowed & keys_real) | (k_pos == q_pos), False
