@@ -66,11 +66,15 @@ class GPTConfig:
     embd_pdrop: float = 0.0
     attn_pdrop: float = 0.0
     initializer_range: float = 0.02
-    bos_token_id: int = 50256
-    eos_token_id: int = 50256
+    bos_token_id: int | None = None  # default: the last id, where GPT-2 keeps <|endoftext|>
+    eos_token_id: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
+        if self.bos_token_id is None:
+            self.bos_token_id = self.vocab_size - 1
+        if self.eos_token_id is None:
+            self.eos_token_id = self.vocab_size - 1
 
     @property
     def mlp_width(self) -> int:

@@ -1,0 +1,228 @@
+"""Checkpoints in Hugging Face's layout: `config.json` + `model.safetensors` (+ tokenizer files).
+
+HF's GPT-2 stores attention and MLP projections as Conv1D weights, shaped (in, out); our nn.Linear holds
+(out, in), so those four matrices are transposed on the way in and out. Older checkpoints (the hub's `gpt2`)
+name tensors without the `transformer.` prefix and carry the causal-mask buffers `attn.bias`; both load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gpt2.config import GPTConfig
+from gpt2.errors import CheckpointError, ConfigError
+from gpt2.io import atomic_write
+from gpt2.model import GPT
+
+CONFIG_FILE = "config.json"
+SAFETENSORS_FILE = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+PYTORCH_FILE = "pytorch_model.bin"
+HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_HUB_FILES = [CONFIG_FILE, SAFETENSORS_FILE, SAFETENSORS_INDEX, "model-*.safetensors", "vocab.json",
+              "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+# ---- resolving a name to a local directory ----
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A local checkpoint directory for `name_or_path`: the path itself, or a download from the HF hub."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file():
+        raise CheckpointError(f"{path} is a file; expected a checkpoint directory holding {CONFIG_FILE}")
+    name = str(name_or_path)
+    if not _looks_like_hub_id(name):
+        raise CheckpointError(f"checkpoint directory {name} does not exist")
+    return _download(name)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    if name in HUB_NAMES:
+        return True
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        return False
+    return all(part and part.replace("-", "").replace("_", "").replace(".", "").isalnum()
+               for part in name.split("/"))
+
+
+def _download(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+    except Exception as e:  # offline, unknown repo, auth: all end the same way for the user
+        raise CheckpointError(
+            f"could not get {repo_id!r} from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
+            "Offline, pass a local directory with config.json and model.safetensors instead, e.g. one "
+            "written by `gpt2 train`, `gpt2 demo` or transformers' save_pretrained()."
+        ) from None
+
+
+# ---- loading ----
+
+def load_pretrained(
+    name_or_path: str | os.PathLike,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> GPT:
+    """Load a GPT from an HF-layout directory or hub name (`gpt2`, `gpt2-medium`, ..., any repo id)."""
+    directory = resolve(name_or_path)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: no {CONFIG_FILE}; expected an HF-layout checkpoint directory")
+    try:
+        config = GPTConfig.load(config_path)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    state = load_state_dict(directory)
+    with torch.device("meta"):
+        model = GPT(config)  # no point initialising weights that are about to be replaced
+    model.load_state_dict(from_hf_state_dict(state, config, source=str(directory)), assign=True)
+    model.lm_head.weight = model.transformer.wte.weight  # assign=True broke the tie
+    if dtype is not None:
+        model.to(dtype=dtype)
+    if device is not None:
+        model.to(device=device)
+    return model.eval()
+
+
+def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """The raw tensors of a checkpoint directory (safetensors preferred, sharded or not; else .bin)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    single, index, legacy = directory / SAFETENSORS_FILE, directory / SAFETENSORS_INDEX, directory / PYTORCH_FILE
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{index}: not a valid safetensors index ({e})") from None
+        files = [directory / f for f in sorted(set(weight_map.values()))]
+    elif legacy.is_file():
+        try:
+            # weights_only: a .bin is a pickle, and unpickling runs code; this refuses anything but tensors.
+            return torch.load(legacy, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(f"{legacy}: cannot be read as a PyTorch state dict ({e})") from None
+    else:
+        raise CheckpointError(f"{directory}: no weights; expected {SAFETENSORS_FILE} or {PYTORCH_FILE}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            state.update(load_file(f))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{f}: corrupt or unreadable safetensors file ({e})") from None
+    return state
+
+
+def from_hf_state_dict(state: dict[str, torch.Tensor], config: GPTConfig, source: str = "checkpoint"
+                       ) -> dict[str, torch.Tensor]:
+    """HF GPT2LMHeadModel tensors -> this model's state dict (names, Conv1D transposes, checks)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if not name.startswith(("transformer.", "lm_head.")):
+            name = "transformer." + name  # GPT2Model-style names, as in the hub's original checkpoints
+        if name.endswith((".attn.bias", ".attn.masked_bias")) or name == "lm_head.weight":
+            continue  # causal-mask buffers; lm_head is tied to wte
+        if name.endswith(_CONV1D):
+            tensor = tensor.t()
+        out[name] = tensor.contiguous()
+    expected = parameter_shapes(config)
+    missing = sorted(set(expected) - set(out))
+    unexpected = sorted(set(out) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: weights do not match config.json"
+            + (f"; missing {missing[:5]}{' ...' if len(missing) > 5 else ''}" if missing else "")
+            + (f"; unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "")
+        )
+    for name, shape in expected.items():
+        if out[name].shape != shape:
+            raise CheckpointError(
+                f"{source}: tensor {name} has shape {tuple(out[name].shape)}, config.json implies {tuple(shape)}"
+            )
+    out["lm_head.weight"] = out["transformer.wte.weight"]
+    return out
+
+
+def parameter_shapes(config: GPTConfig) -> dict[str, torch.Size]:
+    """Parameter shapes of a GPT with `config`, without allocating it."""
+    with torch.device("meta"):
+        model = GPT(config)
+    return {name: p.shape for name, p in model.state_dict().items() if name != "lm_head.weight"}
+
+
+# ---- saving ----
+
+def to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """This model's tensors under HF names and layouts (lm_head omitted: it is tied to wte)."""
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue
+        if name.endswith(_CONV1D):
+            tensor = tensor.t()
+        out[name] = tensor.detach().contiguous().cpu()
+    return out
+
+
+def save_pretrained(
+    model: GPT,
+    directory: str | os.PathLike,
+    tokenizer: Any | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write `config.json` + `model.safetensors` (+ tokenizer files) so the directory is self-contained.
+
+    Every file is written atomically; `metadata` (e.g. training provenance) goes under `config.json`'s
+    "gpt2" key, which transformers keeps as an attribute and otherwise ignores.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = to_hf_state_dict(model)
+    atomic_write(directory / SAFETENSORS_FILE, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    config = model.config.to_dict()
+    config["torch_dtype"] = str(model.dtype).removeprefix("torch.")
+    if metadata:
+        config["gpt2"] = metadata
+    atomic_write(directory / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
+
+
+def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
+    """The "gpt2" metadata saved with a checkpoint (empty if none)."""
+    try:
+        return json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8")).get("gpt2", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_tokenizer(name_or_path: str | os.PathLike):
+    """The tokenizer saved beside a checkpoint; GPT-2's own when the directory has none and the vocabulary
+    size is GPT-2's."""
+    from gpt2.tokenizer import Tokenizer
+
+    directory = resolve(name_or_path)
+    if any((directory / f).is_file() for f in ("tokenizer.json", "vocab.json", "encoder.json")):
+        return Tokenizer.from_pretrained(directory)
+    config = GPTConfig.load(directory / CONFIG_FILE)
+    if config.vocab_size == 50257:
+        return Tokenizer.from_pretrained("gpt2")
+    raise CheckpointError(
+        f"{directory}: no tokenizer files (tokenizer.json or vocab.json + merges.txt) and vocab_size "
+        f"{config.vocab_size} is not GPT-2's 50257; save the tokenizer beside the weights"
+    )
