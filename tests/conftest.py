@@ -1,0 +1,53 @@
+"""Shared test fixtures. The reference data and GPT-2's vocabulary live outside the project, in ../shared
+(see its READMEs); tests that need them skip with the reason when it is absent, and never download."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+GPT2_VOCAB_FILE = SHARED / "vocab" / "r50k_base.tiktoken"
+# tiktoken caches r50k_base.tiktoken under the sha1 of its download URL.
+R50K_CACHE_NAME = "0ea1e91bbb3a60f729a8dc8f777fd2fc07cd8df4"
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the calling test when it is not there."""
+    path = SHARED.joinpath("data", *parts)
+    if not path.exists():
+        pytest.skip(f"reference data {path} is absent (it lives outside the project, in ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent (reference data and vocab live outside the project)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def gpt2_vocab_file() -> Path:
+    if not GPT2_VOCAB_FILE.is_file():
+        pytest.skip(f"GPT-2's vocabulary {GPT2_VOCAB_FILE} is absent (see ../shared/vocab/README.md)")
+    return GPT2_VOCAB_FILE
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer(tmp_path_factory, gpt2_vocab_file):
+    """GPT-2's tokenizer, loaded offline: tiktoken's cache is seeded with ../shared/vocab/r50k_base.tiktoken.
+    TIKTOKEN_CACHE_DIR stays set for the session, so `Tokenizer.from_pretrained("gpt2")` works in tests."""
+    from gpt2.tokenizer import Tokenizer
+
+    cache = tmp_path_factory.mktemp("tiktoken-cache")
+    shutil.copyfile(gpt2_vocab_file, cache / R50K_CACHE_NAME)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    patch.delenv("GPT2_VOCAB_FILE", raising=False)
+    try:
+        yield Tokenizer.from_pretrained("gpt2")
+    finally:
+        patch.undo()
