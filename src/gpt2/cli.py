@@ -10,7 +10,9 @@ import sys
 from gpt2.errors import GPT2Error
 
 # Subcommand modules, in the order `gpt2 --help` lists them.
-COMMANDS = ["generate", "tokenize", "info", "tokenizer", "prepare", "train", "demo"]
+COMMANDS = [
+    "demo", "generate", "info", "tokenize", "tokenizer", "prepare", "train", "eval", "outputs", "detect", "serve",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

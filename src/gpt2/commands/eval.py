@@ -1,0 +1,107 @@
+"""`gpt2 eval`: zero-shot evaluation on the GPT-2 paper's benchmarks, written to results.json / results.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """\
+tasks:
+{tasks}
+
+examples:
+  gpt2 eval -m gpt2 --task wikitext2 --data-path wikitext-2/wiki.test.tokens
+  GPT2_DATA_DIR=~/data gpt2 eval -m out/run1 --task lambada --task wsc --out results/run1
+  gpt2 eval -m gpt2 --task perplexity --data-path my_corpus.txt --stride 512 --limit 1000
+
+Data is never downloaded: pass --data-path, or set GPT2_DATA_DIR to a directory laid out as
+wikitext2/wiki.test.tokens, wikitext103/wiki.test.tokens, ptb/ptb.test.txt, enwik8/enwik8,
+text8/text8, lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt,
+cbt/cbtest_NE_test_2500ex.txt.
+perplexity, summarize, translate, qa and coqa have no standard file: they always take --data-path.
+--limit counts examples (language-modelling tasks: lines; text8: words; coqa: stories)."""
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from gpt2.evaluation.tasks import TASKS
+
+    tasks = "\n".join(f"  {name:<12} {task.description}" for name, task in TASKS.items())
+    p = subparsers.add_parser(
+        "eval",
+        help="zero-shot evaluation (WikiText, PTB, LAMBADA, CBT, WSC, ...)",
+        description="Evaluate a model zero-shot on the GPT-2 paper's benchmarks; compare with its Table 3.",
+        epilog=EPILOG.format(tasks=tasks),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
+                   help="checkpoint directory or hub name (default: gpt2)")
+    p.add_argument("--task", "-t", action="append", required=True, choices=list(TASKS), metavar="TASK",
+                   help=f"task to run, repeatable: {', '.join(TASKS)}")
+    p.add_argument("--data-path", default=None, metavar="FILE",
+                   help="the task's data file (one task only); default: its standard file in $GPT2_DATA_DIR")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N examples")
+    p.add_argument("--batch-size", "-b", type=int, default=8, help="sequences per forward pass (default: 8)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="rolling-window stride for language-modelling tasks (default: half the context)")
+    p.add_argument("--shots", type=int, default=5,
+                   help="translate and qa: rows of the file used as examples in the prompt (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="summarize: seed of the top-k sampling (default: 0)")
+    p.add_argument("--no-detokenize", action="store_true",
+                   help="score WikiText/PTB/CBT text as tokenized instead of de-tokenized")
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="write results.json and results.md here (merged with earlier runs of the same model)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from gpt2.checkpoint import load_pretrained, load_tokenizer
+    from gpt2.errors import DataError
+    from gpt2.evaluation import markdown_table, resolve_data_path, run_task, write_results
+    from gpt2.evaluation.report import nearest_paper_size
+
+    tasks = list(dict.fromkeys(args.task))
+    if args.data_path is not None and len(tasks) > 1:
+        raise DataError("--data-path names one file, so it takes one --task; use GPT2_DATA_DIR for several")
+    checks = (("--limit", args.limit), ("--batch-size", args.batch_size), ("--stride", args.stride))
+    for name, value in checks:
+        if value is not None and value < 1:
+            raise DataError(f"{name} must be a positive integer, got {value}")
+    if args.shots < 0:
+        raise DataError(f"--shots must be 0 or more, got {args.shots}")
+
+    paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
+    tokenizer = load_tokenizer(args.model)
+    model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    if args.stride is not None and args.stride > model.config.n_positions:
+        raise DataError(f"--stride {args.stride} exceeds the context length {model.config.n_positions}")
+    results = []
+    for task in tasks:
+        result = run_task(
+            task, model, tokenizer, paths[task], limit=args.limit, batch_size=args.batch_size,
+            stride=args.stride, detokenize=not args.no_detokenize, progress=not args.no_progress,
+            shots=args.shots, seed=args.seed,
+        )
+        results.append(result)
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+        print(f"{task}: {metrics} ({result.n_examples:,} examples, {result.runtime_s:.1f}s)", flush=True)
+
+    n_parameters = model.num_parameters()
+    document = {
+        "model": str(args.model), "model_parameters": n_parameters,
+        "paper_size": nearest_paper_size(n_parameters), "tasks": {r.task: r.to_dict() for r in results},
+    }
+    if args.out:
+        json_path, md_path = write_results(results, args.out, str(args.model), n_parameters,
+                                           extra={"dtype": args.dtype})
+        print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    else:
+        print()
+        print(markdown_table(document))
+    return 0

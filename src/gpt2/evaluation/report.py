@@ -1,0 +1,121 @@
+"""`results.json` and a Markdown table that puts our numbers beside the GPT-2 paper's.
+
+Paper numbers: Table 3 of Radford et al. (2019), "Language Models are Unsupervised Multitask Learners"
+(checked against a copy of the paper's text). WSC273 (70.70%, 1542M only) is not in Table 3 but in
+Sec. 3.4; smaller sizes appear only in a figure. The paper's LAMBADA accuracy uses a stop-word filter
+that is not reproduced here (see `gpt2.evaluation.lambada`), and its One Billion Word column has no task
+here (the benchmark's test set is not redistributable in its original form).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gpt2.evaluation.base import TaskResult
+from gpt2.io import atomic_write_text
+
+PAPER_SIZES = {"117M": 117e6, "345M": 345e6, "762M": 762e6, "1542M": 1542e6}
+
+# (task, our metric key, scale applied to ours, label, paper values by size, lower is better, note)
+PAPER_ROWS: list[tuple[str, str, float, str, dict[str, float], bool, str]] = [
+    ("lambada", "perplexity_full_word", 1.0, "LAMBADA (PPL)",
+     {"117M": 35.13, "345M": 15.60, "762M": 10.87, "1542M": 8.63}, True, ""),
+    ("lambada", "accuracy_full_word", 100.0, "LAMBADA (ACC)",
+     {"117M": 45.99, "345M": 55.48, "762M": 60.12, "1542M": 63.24}, False,
+     "paper: with a stop-word filter; ours: every token of the word greedy, no filter"),
+    ("cbt-cn", "accuracy", 100.0, "CBT-CN (ACC)",
+     {"117M": 87.65, "345M": 92.35, "762M": 93.45, "1542M": 93.30}, False, ""),
+    ("cbt-ne", "accuracy", 100.0, "CBT-NE (ACC)",
+     {"117M": 83.4, "345M": 87.1, "762M": 88.0, "1542M": 89.05}, False, ""),
+    ("wikitext2", "word_perplexity", 1.0, "WikiText2 (PPL)",
+     {"117M": 29.41, "345M": 22.76, "762M": 19.93, "1542M": 18.34}, True, ""),
+    ("ptb", "word_perplexity", 1.0, "PTB (PPL)",
+     {"117M": 65.85, "345M": 47.33, "762M": 40.31, "1542M": 35.76}, True, ""),
+    ("enwik8", "bits_per_byte", 1.0, "enwik8 (BPB)",
+     {"117M": 1.16, "345M": 1.01, "762M": 0.97, "1542M": 0.93}, True, ""),
+    ("text8", "bits_per_character", 1.0, "text8 (BPC)",
+     {"117M": 1.17, "345M": 1.06, "762M": 1.02, "1542M": 0.98}, True, ""),
+    ("wikitext103", "word_perplexity", 1.0, "WikiText103 (PPL)",
+     {"117M": 37.50, "345M": 26.37, "762M": 22.05, "1542M": 17.48}, True, ""),
+    ("wsc", "accuracy_partial", 100.0, "WSC273 (ACC)", {"1542M": 70.70}, False,
+     "paper: Sec. 3.4, 1542M only"),
+]
+
+
+def nearest_paper_size(n_parameters: int) -> str:
+    """The paper's model size closest to `n_parameters` on a log scale."""
+    return min(PAPER_SIZES, key=lambda k: abs(math.log(max(n_parameters, 1) / PAPER_SIZES[k])))
+
+
+def write_results(
+    results: list[TaskResult],
+    directory: str | os.PathLike,
+    model: str,
+    n_parameters: int,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write (or update) `results.json` and `results.md` in `directory`; returns both paths.
+
+    Results of the same model already in `results.json` are kept (a task run again replaces its entry),
+    so tasks can be run one command at a time into one directory.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / "results.json", directory / "results.md"
+    tasks: dict[str, Any] = {}
+    if json_path.is_file():
+        try:
+            previous = json.loads(json_path.read_text(encoding="utf-8"))
+            if previous.get("model") == model:
+                tasks = previous.get("tasks", {})
+        except (json.JSONDecodeError, OSError, AttributeError):
+            tasks = {}
+    for r in results:
+        tasks[r.task] = r.to_dict()
+    document = {
+        "model": model,
+        "model_parameters": n_parameters,
+        "paper_size": nearest_paper_size(n_parameters),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+        "tasks": tasks,
+    }
+    atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
+    atomic_write_text(md_path, markdown_table(document))
+    return json_path, md_path
+
+
+def markdown_table(document: dict[str, Any]) -> str:
+    """A Markdown report of a `results.json` document: the paper's rows first, then other metrics."""
+    size = document["paper_size"]
+    tasks: dict[str, Any] = document["tasks"]
+    lines = [
+        f"# Zero-shot results: {document['model']}",
+        "",
+        f"{document['model_parameters']:,} parameters; compared with the paper's {size} model "
+        "(Radford et al., 2019, Table 3).",
+    ]
+    rows, shown = [], set()
+    for task, key, scale, label, paper, _lower, note in PAPER_ROWS:
+        if task not in tasks or key not in tasks[task]["metrics"]:
+            continue
+        r = tasks[task]
+        ours = r["metrics"][key] * scale
+        theirs = f"{paper[size]:.2f}" if size in paper else "-"
+        runtime = f"{r['runtime_s']:.1f}"
+        rows.append(f"| {label} | {ours:.2f} | {theirs} | {r['n_examples']:,} | {runtime} | {note} |")
+        shown.add((task, key))
+    if rows:
+        lines += ["", f"| benchmark | ours | paper {size} | examples | runtime (s) | note |",
+                  "| --- | ---: | ---: | ---: | ---: | --- |", *rows]
+    others = [(t, k, v) for t, r in tasks.items() for k, v in r["metrics"].items() if (t, k) not in shown]
+    if others:
+        lines += ["", "| task | metric | value |", "| --- | --- | ---: |"]
+        lines += [f"| {t} | {k} | {v:.4f} |" for t, k, v in others]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""The scoring core every task shares: log-probabilities of token continuations, and rolling-window NLL.
+
+Works with this project's `GPT` and with Hugging Face's `GPT2LMHeadModel` (anything whose forward takes
+ids `(B, T)` and returns logits first, or an object with `.logits`). Rows of a batch are right-padded:
+attention is causal, so a real token never sees the padding after it and needs no attention mask.
+Log-softmax runs in float32 whatever the model's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+@dataclass
+class NLL:
+    """A summed negative log-likelihood in nats and the number of tokens it covers."""
+
+    nll: float = 0.0
+    tokens: int = 0
+
+    def __add__(self, other: NLL) -> NLL:
+        return NLL(self.nll + other.nll, self.tokens + other.tokens)
+
+
+@dataclass
+class ContinuationScore:
+    """Per-token scores of a continuation given its context."""
+
+    logprobs: list[float] = field(default_factory=list)  # log p(token_i | context, tokens_<i), nats
+    greedy: list[bool] = field(default_factory=list)  # whether token_i is the argmax at its position
+
+    @property
+    def logprob(self) -> float:
+        return sum(self.logprobs)
+
+    @property
+    def all_greedy(self) -> bool:
+        return all(self.greedy)
+
+
+def context_length(model) -> int:
+    """The model's context length (n_positions; `GPT` and HF configs both have it)."""
+    return int(model.config.n_positions)
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def logits_of(model, idx: torch.Tensor) -> torch.Tensor:
+    """Logits `(B, T, V)` for ids `(B, T)` from our `GPT` (returns a tuple) or an HF model (`.logits`)."""
+    out = model(idx)
+    if isinstance(out, tuple):
+        return out[0]
+    return out.logits
+
+
+def _batches(items: Sequence, batch_size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), batch_size):
+        yield items[i : i + batch_size]
+
+
+def _to_cpu(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    sizes = [len(a) for a, _ in rows]
+    logprobs = torch.cat([a for a, _ in rows]).double().cpu().split(sizes)
+    greedy = torch.cat([b for _, b in rows]).cpu().split(sizes)
+    return list(zip(logprobs, greedy, strict=True))
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+
+
+# ---- continuations ----
+
+@torch.inference_mode()
+def score_continuations(
+    model,
+    requests: Sequence[tuple[Sequence[int], Sequence[int]]],
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> list[ContinuationScore]:
+    """Score each `(context_ids, continuation_ids)`: log p of every continuation token and whether it is
+    the greedy (argmax) choice. The context must hold at least one token (pass `[eot]` for none); when
+    context + continuation exceed the context length, the context is cut from the left.
+    Results come back in request order."""
+    _check_batch_size(batch_size)
+    n_ctx = context_length(model)
+    prepared: list[tuple[list[int], int]] = []  # (input ids, number of continuation tokens)
+    for i, (context, continuation) in enumerate(requests):
+        context, continuation = list(context), list(continuation)
+        if not context:
+            raise ValueError(f"request {i}: empty context; pass [eot_token_id] to score from the start")
+        if not continuation:
+            raise ValueError(f"request {i}: empty continuation")
+        if len(continuation) > n_ctx:
+            raise ValueError(f"request {i}: continuation of {len(continuation)} tokens exceeds n_ctx {n_ctx}")
+        ids = (context + continuation)[:-1][-n_ctx:]  # the last token is only ever a target
+        prepared.append((ids, len(continuation)))
+    targets = [list(c) for _, c in requests]
+
+    # Longest first: a batch pads to its first row, and memory trouble shows up at once.
+    order = sorted(range(len(prepared)), key=lambda i: -len(prepared[i][0]))
+    results: list[ContinuationScore | None] = [None] * len(prepared)
+    device = model_device(model)
+    bar = tqdm(total=len(order), desc=desc, disable=not progress, unit="ex")
+    for batch in _batches(order, batch_size):
+        width = len(prepared[batch[0]][0])
+        idx = torch.zeros(len(batch), width, dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids = prepared[i][0]
+            idx[row, : len(ids)] = torch.tensor(ids)
+        logits = logits_of(model, idx.to(device))
+        rows = []
+        for row, i in enumerate(batch):
+            ids, n = prepared[i]
+            # Position p predicts token p + 1: the continuation's n tokens are predicted by the last n inputs.
+            logp = F.log_softmax(logits[row, len(ids) - n : len(ids)].float(), dim=-1)
+            tgt = torch.tensor(targets[i], device=logp.device)
+            rows.append((logp.gather(1, tgt[:, None])[:, 0], logp.argmax(-1) == tgt))
+        for i, (logprobs, greedy) in zip(batch, _to_cpu(rows), strict=True):  # one device sync per batch
+            results[i] = ContinuationScore(logprobs=logprobs.tolist(), greedy=greedy.tolist())
+        bar.update(len(batch))
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+# ---- rolling windows ----
+
+def rolling_windows(n_targets: int, n_ctx: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows `(begin, end, n_scored)` over a sequence `s` of `n_targets + 1` tokens (s[0] is the
+    conditioning token, <|endoftext|>): the model reads `s[begin:end]` (at most `n_ctx` tokens), which
+    predicts `s[begin+1 : end+1]`, and only the last `n_scored` of those predictions count.
+
+    The first window scores all its predictions; each next window ends `stride` tokens later (the last one
+    possibly fewer), reads the `n_ctx` tokens before that end, and scores only the new ones. Every target
+    is scored exactly once, and after the first window with at least `n_ctx - stride` tokens of context.
+    """
+    if n_ctx < 1:
+        raise ValueError(f"n_ctx must be positive, got {n_ctx}")
+    if not 1 <= stride <= n_ctx:
+        raise ValueError(f"stride must be between 1 and n_ctx ({n_ctx}), got {stride}")
+    if n_targets <= 0:
+        return []
+    end = min(n_ctx, n_targets)
+    windows = [(0, end, end)]
+    while end < n_targets:
+        new_end = min(end + stride, n_targets)
+        windows.append((max(0, new_end - n_ctx), new_end, new_end - end))
+        end = new_end
+    return windows
+
+
+@torch.inference_mode()
+def rolling_nll(
+    model,
+    ids: Sequence[int],
+    bos_token_id: int,
+    n_ctx: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+    desc: str = "windows",
+) -> NLL:
+    """Summed NLL (nats) of every token of `ids`, each scored exactly once by `rolling_windows`.
+
+    The first token is conditioned on `bos_token_id` (<|endoftext|> for GPT-2, which saw it between
+    documents in training), so the count of scored tokens is `len(ids)`: nothing is left unscored.
+    `n_ctx` defaults to the model's context length, `stride` to half of it (each scored token after
+    the first window has at least n_ctx/2 tokens of context; stride = n_ctx is twice as fast and
+    scores the start of each window with less context).
+    """
+    _check_batch_size(batch_size)
+    n_ctx = n_ctx or context_length(model)
+    if n_ctx > context_length(model):
+        raise ValueError(f"n_ctx {n_ctx} exceeds the model's context length {context_length(model)}")
+    stride = stride or max(1, n_ctx // 2)
+    seq = torch.tensor([bos_token_id, *ids], dtype=torch.long)
+    windows = rolling_windows(len(ids), n_ctx, stride)
+    device = model_device(model)
+    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per row
+    bar = tqdm(total=len(windows), desc=desc, disable=not progress, unit="win")
+    for batch in _batches(windows, batch_size):
+        width = max(end - begin for begin, end, _ in batch)
+        idx = torch.zeros(len(batch), width, dtype=torch.long)
+        for row, (begin, end, _) in enumerate(batch):
+            idx[row, : end - begin] = seq[begin:end]
+        logits = logits_of(model, idx.to(device))
+        for row, (begin, end, n) in enumerate(batch):
+            length = end - begin
+            logp = F.log_softmax(logits[row, length - n : length].float(), dim=-1)
+            tgt = seq[end - n + 1 : end + 1].to(logp.device)
+            total -= logp.gather(1, tgt[:, None]).double().sum()
+        bar.update(len(batch))
+    bar.close()
+    return NLL(float(total.item()), len(ids))

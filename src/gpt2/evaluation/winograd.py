@@ -1,0 +1,167 @@
+"""The Winograd Schema Challenge, WSC273 (the first 273 schemas of `WSCollection.xml`).
+
+Each schema is a sentence `txt1 <pron> txt2` and two candidate referents. As in the GPT-2 paper (Sec. 3.4,
+following Trinh & Le, 2018) each candidate is substituted for the pronoun and scored two ways:
+
+`partial` (the paper's better one, the primary metric): log p(txt2 | <|endoftext|> txt1 candidate),
+    i.e. only the words after the substitution, given the prefix that contains it;
+`full`: log p(txt1 candidate txt2 | <|endoftext|>), the whole sentence.
+
+The candidate with the higher log-probability is the prediction. Substitution follows the usual
+conventions (as in lm-evaluation-harness's wsc273): a possessive pronoun (his, her, their, its, my, our,
+your; every "her" in WSC273 is possessive) becomes "candidate's"; a candidate starting with "The"/"A"/"An"
+is lower-cased mid-sentence and capitalised where the pronoun was.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt2.errors import DataError
+from gpt2.evaluation.base import TaskResult, read_bytes, sha256_file
+from gpt2.evaluation.scoring import score_continuations
+
+WSC273_SIZE = 273
+DESCRIPTION = "the Winograd Schema collection XML (WSCollection.xml)"
+_POSSESSIVE = {"his", "her", "their", "its", "my", "our", "your"}
+_ARTICLES = {"The", "A", "An"}
+
+
+@dataclass
+class WinogradSchema:
+    txt1: str  # text before the pronoun (may be empty)
+    pronoun: str
+    txt2: str  # text after the pronoun
+    candidates: list[str]
+    label: int  # index into candidates of the correct referent
+    source: str = ""
+
+    @property
+    def sentence(self) -> str:
+        return _join(self.txt1, self.pronoun, self.txt2)
+
+    def substitute(self, candidate: str) -> tuple[str, str]:
+        """(prefix ending with the substituted candidate, the rest of the sentence with its leading space)."""
+        text = candidate
+        if self.pronoun.lower() in _POSSESSIVE and not text.endswith("'s"):
+            text += "'s"
+        first, _, rest = text.partition(" ")
+        if self.pronoun[:1].isupper():
+            text = text[:1].upper() + text[1:]
+        elif first in _ARTICLES:
+            text = first.lower() + (" " + rest if rest else "")
+        prefix = _join(self.txt1, text, "")
+        return prefix, self.txt2 if self.txt2[:1] in tuple(",.;:!?'") else " " + self.txt2
+
+
+def _clean(s: str | None) -> str:
+    return " ".join((s or "").split())
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _field(schema: ET.Element, path: str, where: str) -> str:
+    node = schema.find(path)
+    if node is None:
+        raise DataError(f"{where}: missing <{path.replace('/', '><')}>; expected {DESCRIPTION}")
+    return _clean("".join(node.itertext()))
+
+
+def read_wsc(path: str | os.PathLike, limit: int | None = WSC273_SIZE) -> list[WinogradSchema]:
+    """Parse `WSCollection.xml` (ISO-8859-1, as published); the first `limit` schemas (WSC273 by default)."""
+    path = Path(path)
+    data = read_bytes(path, DESCRIPTION)
+    try:
+        root = ET.fromstring(data)  # honours the file's own encoding declaration
+    except ET.ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else "?"
+        raise DataError(f"{path}: line {line}: not well-formed XML ({e}); expected {DESCRIPTION}") from None
+    schemas = root.findall("schema")
+    if not schemas:
+        raise DataError(f"{path}: no <schema> elements; expected {DESCRIPTION}")
+    lines = _schema_lines(data)
+    out = []
+    for i, schema in enumerate(schemas[:limit] if limit else schemas):
+        where = f"{path}: line {lines[i]} (schema {i + 1})" if i < len(lines) else f"{path}: schema {i + 1}"
+        candidates = [_clean("".join(a.itertext())) for a in schema.findall("answers/answer")]
+        if len(candidates) < 2 or not all(candidates):
+            raise DataError(f"{where}: expected at least two non-empty <answer> elements, got {candidates}")
+        correct = _field(schema, "correctAnswer", where).rstrip(".").strip()
+        if len(correct) != 1 or not "A" <= correct.upper() < chr(ord("A") + len(candidates)):
+            raise DataError(f"{where}: <correctAnswer> is {correct!r}; expected a letter A-"
+                            f"{chr(ord('A') + len(candidates) - 1)}")
+        pronoun = _field(schema, "text/pron", where)
+        if not pronoun:
+            raise DataError(f"{where}: empty <pron>; expected the ambiguous pronoun")
+        txt2 = _field(schema, "text/txt2", where)
+        if not txt2:
+            raise DataError(f"{where}: empty <txt2>; partial scoring needs the text after the pronoun")
+        out.append(WinogradSchema(
+            txt1=_field(schema, "text/txt1", where),
+            pronoun=pronoun,
+            txt2=txt2,
+            candidates=candidates,
+            label=ord(correct.upper()) - ord("A"),
+            source=_clean(schema.findtext("source")),
+        ))
+    return out
+
+
+def _schema_lines(data: bytes) -> list[int]:
+    """1-based line number of each <schema> tag, for error messages."""
+    lines, pos = [], 0
+    while (pos := data.find(b"<schema>", pos)) >= 0:
+        lines.append(data.count(b"\n", 0, pos) + 1)
+        pos += 1
+    return lines
+
+
+def evaluate_wsc(
+    model,
+    tokenizer,
+    path: str | os.PathLike,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> TaskResult:
+    """WSC273 accuracy with partial (primary) and full scoring; `limit` takes the first N of the 273."""
+    start = time.perf_counter()
+    schemas = read_wsc(path, min(limit, WSC273_SIZE) if limit else WSC273_SIZE)
+    eot = tokenizer.eot_token_id
+    partial_requests, full_requests = [], []
+    for schema in schemas:
+        for candidate in schema.candidates:
+            prefix, rest = schema.substitute(candidate)
+            partial_requests.append(([eot, *tokenizer.encode(prefix)], tokenizer.encode(rest)))
+            full_requests.append(([eot], tokenizer.encode(prefix + rest)))
+    partial = score_continuations(model, partial_requests, batch_size, progress, desc="wsc partial")
+    full = score_continuations(model, full_requests, batch_size, progress, desc="wsc full")
+
+    correct = {"partial": 0, "full": 0}
+    k = 0
+    for schema in schemas:
+        n = len(schema.candidates)
+        for name, scores in (("partial", partial), ("full", full)):
+            values = [s.logprob for s in scores[k : k + n]]
+            correct[name] += int(max(range(n), key=values.__getitem__) == schema.label)
+        k += n
+    n_schemas = len(schemas)
+    return TaskResult(
+        task="wsc",
+        metrics={name: correct[name.removeprefix("accuracy_")] / n_schemas
+                 for name in ("accuracy_partial", "accuracy_full")},
+        n_examples=n_schemas,
+        nll=-sum(s.logprob for s in partial),
+        tokens=sum(len(s.logprobs) for s in partial),
+        runtime_s=time.perf_counter() - start,
+        data_file=str(path),
+        data_sha256=sha256_file(path),
+        details={"primary_metric": "accuracy_partial", "limit": limit},
+    )

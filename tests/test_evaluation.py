@@ -1,0 +1,529 @@
+"""Zero-shot evaluation: the scoring core against transformers, metric normalisation by hand, de-tokenizers
+on real benchmark lines, task-file parsers (and their errors), the report and the CLI.
+
+Models are tiny random-weight GPT-2s (2 layers, 64 wide, 64 positions, GPT-2's vocabulary): random weights
+are enough to check that every number is computed as specified. Tolerances: summed NLLs agree to 1e-3 nats
+relative 1e-5 (float32 logits, summed over hundreds of tokens in a different order)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gpt2.errors import DataError
+from gpt2.evaluation import cbt, detokenize, lambada, perplexity, prompted, report, scoring, winograd
+from gpt2.evaluation.base import TaskResult
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
+N_CTX = 64
+
+
+def shared_file(*parts: str) -> Path:
+    path = SHARED.joinpath("data", *parts)
+    if not path.is_file():
+        pytest.skip(f"reference data {path} is absent (it lives outside the project, in ../shared/data)")
+    return path
+
+
+# ---- models ----
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=N_CTX, vocab_size=50257))
+    directory = tmp_path_factory.mktemp("tiny-gpt2")
+    hf.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def hf_model(tiny_dir):
+    from transformers import GPT2LMHeadModel
+
+    return GPT2LMHeadModel.from_pretrained(tiny_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir):
+    from gpt2.checkpoint import load_pretrained
+
+    return load_pretrained(tiny_dir)
+
+
+def hf_logprobs(hf_model, ids: list[int]) -> torch.Tensor:
+    """log p over the vocabulary at every position of `ids`, from transformers, one unpadded sequence."""
+    with torch.no_grad():
+        return F.log_softmax(hf_model(torch.tensor([ids])).logits[0].float(), dim=-1)
+
+
+def hf_continuation(hf_model, context: list[int], continuation: list[int]) -> tuple[float, list[bool]]:
+    """By hand: log p(continuation | context) and, per token, whether it is the argmax (context cut from the
+    left to fit the 64 positions)."""
+    ids = (context + continuation)[:-1][-N_CTX:]
+    logp = hf_logprobs(hf_model, ids)[len(ids) - len(continuation) :]
+    greedy = [int(logp[j].argmax()) == t for j, t in enumerate(continuation)]
+    return sum(logp[j, t].item() for j, t in enumerate(continuation)), greedy
+
+
+# ---- scoring core ----
+
+def test_rolling_windows_by_hand():
+    assert scoring.rolling_windows(10, 4, 4) == [(0, 4, 4), (4, 8, 4), (6, 10, 2)]
+    assert scoring.rolling_windows(10, 4, 2) == [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
+    assert scoring.rolling_windows(9, 4, 3) == [(0, 4, 4), (3, 7, 3), (5, 9, 2)]
+    assert scoring.rolling_windows(3, 4, 2) == [(0, 3, 3)]
+    assert scoring.rolling_windows(0, 4, 2) == []
+    with pytest.raises(ValueError, match="stride"):
+        scoring.rolling_windows(10, 4, 5)
+
+
+@pytest.mark.parametrize("n,n_ctx,stride",
+                         [(1, 8, 8), (200, 64, 64), (200, 64, 32), (201, 64, 17), (50, 7, 1)])
+def test_rolling_windows_score_every_token_once(n, n_ctx, stride):
+    seen = []
+    windows = scoring.rolling_windows(n, n_ctx, stride)
+    for i, (begin, end, scored) in enumerate(windows):
+        assert 0 < end - begin <= n_ctx and 0 < scored <= end - begin
+        assert scored == end - begin if i == 0 else scored <= stride
+        if i and end < n:
+            assert end - begin == n_ctx  # full context whenever the text allows it
+        seen += range(end - scored + 1, end + 1)  # indices into [eot] + ids of the scored targets
+    assert seen == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("stride,n", [(64, 300), (32, 300), (23, 300), (1, 90)])
+def test_rolling_nll_equals_transformers_per_token_losses(model, hf_model, stride, n):
+    torch.manual_seed(1)
+    ids = torch.randint(0, 50256, (n,)).tolist()  # several windows of 64
+    eot = 50256
+    got = scoring.rolling_nll(model, ids, eot, stride=stride, batch_size=5)
+
+    seq = [eot, *ids]
+    want, count = 0.0, 0
+    for begin, end, scored in scoring.rolling_windows(len(ids), N_CTX, stride):
+        with torch.no_grad():
+            logits = hf_model(torch.tensor([seq[begin:end]])).logits[0]
+        losses = F.cross_entropy(logits, torch.tensor(seq[begin + 1 : end + 1]), reduction="none")
+        want += losses[-scored:].double().sum().item()
+        count += scored
+    assert got.tokens == count == len(ids)
+    assert got.nll == pytest.approx(want, rel=1e-5, abs=1e-3)
+
+
+def test_rolling_nll_single_window_is_transformers_mean_loss(model, hf_model):
+    ids = list(range(1000, 1040))
+    got = scoring.rolling_nll(model, ids, 50256)
+    with torch.no_grad():
+        x = torch.tensor([[50256, *ids]])
+        loss = hf_model(x, labels=x).loss.item()  # mean over the 40 predicted tokens
+    assert got.tokens == 40 and got.nll == pytest.approx(40 * loss, rel=1e-5)
+
+
+def test_score_continuations_match_transformers_and_ignore_padding(model, hf_model):
+    requests = [
+        ([50256, 464, 3797], [3332, 319]),
+        ([50256], [40, 716, 257, 3797, 13]),
+        ([50256, *range(2000, 2100)], [11, 12, 13]),  # too long: the context is cut from the left
+        ([100, 200, 300, 400, 500, 600], [700]),
+    ]
+    batched = scoring.score_continuations(model, requests, batch_size=3)
+    single = scoring.score_continuations(model, requests, batch_size=1)
+    for (context, continuation), b, s in zip(requests, batched, single, strict=True):
+        ids = (context + continuation)[:-1][-N_CTX:]
+        logp = hf_logprobs(hf_model, ids)[len(ids) - len(continuation) :]
+        want = logp.gather(1, torch.tensor(continuation)[:, None])[:, 0]
+        assert b.logprobs == pytest.approx(want.tolist(), abs=1e-4)
+        assert b.logprobs == pytest.approx(s.logprobs, abs=1e-5)
+        assert b.greedy == (logp.argmax(-1) == torch.tensor(continuation)).tolist()
+    with pytest.raises(ValueError, match="empty context"):
+        scoring.score_continuations(model, [([], [1])])
+
+
+# ---- perplexity tasks ----
+
+def test_word_count_and_perplexity_normalisation_by_hand():
+    # Three PTB lines: 11 + 8 + 8 tokens, plus one <eos> per line.
+    text = (FIXTURES / "ptb_sample.txt").read_text()
+    assert perplexity.count_words(text) == 30
+    assert perplexity.count_words(text, eos_per_line=False) == 27
+    assert perplexity.count_words("a b\n\nc") == 3 + 3  # an empty line still ends a sentence
+    m = perplexity.perplexity_metrics(nll=30 * math.log(50.0), tokens=40, words=30, n_bytes=100)
+    assert m["word_perplexity"] == pytest.approx(50.0)
+    assert m["token_perplexity"] == pytest.approx(math.exp(30 * math.log(50.0) / 40))
+    assert m["bits_per_byte"] == pytest.approx(30 * math.log2(50.0) / 100)
+
+
+@pytest.mark.parametrize("task,fixture,words",
+                         [("ptb", "ptb_sample.txt", 30), ("wikitext2", "wiki_sample.tokens", 82),
+                          ("perplexity", "ptb_sample.txt", 27)])  # any text: plain whitespace words
+def test_evaluate_lm_normalises_by_original_words(model, gpt2_tokenizer, task, fixture, words):
+    path = FIXTURES / fixture
+    result = perplexity.evaluate_lm(model, gpt2_tokenizer, task, path, stride=32)
+    text = perplexity.load_lm_text(task, path).text
+    detokenized = task != "perplexity"  # the model reads de-tokenized WikiText and PTB
+    assert ("@-@" not in text and " n't" not in text) == detokenized
+    ids = gpt2_tokenizer.encode(text)
+    nll = scoring.rolling_nll(model, ids, gpt2_tokenizer.eot_token_id, stride=32)
+    assert (result.words, result.tokens, result.bytes) == (words, len(ids), len(text.encode()))
+    assert result.nll == pytest.approx(nll.nll, rel=1e-6)
+    assert result.metrics["word_perplexity"] == pytest.approx(math.exp(nll.nll / words))
+    assert result.metrics["token_perplexity"] == pytest.approx(math.exp(nll.nll / len(ids)))
+    assert result.metrics["bits_per_byte"] == pytest.approx(nll.nll / math.log(2) / len(text.encode()))
+
+
+def test_real_test_sets_have_the_published_word_counts():
+    assert perplexity.load_lm_text("wikitext2", shared_file("wikitext2", "wiki.test.tokens")).words == 245_569
+    assert perplexity.load_lm_text("ptb", shared_file("ptb", "ptb.test.txt")).words == 82_430
+
+
+def test_enwik8_and_text8_readers(monkeypatch):
+    enwik8 = perplexity.load_lm_text("enwik8", FIXTURES / "enwik8_sample")
+    assert enwik8.words is None and enwik8.n_bytes == (FIXTURES / "enwik8_sample").stat().st_size
+    text8 = perplexity.load_lm_text("text8", FIXTURES / "text8_sample", limit=4)
+    assert text8.text == " the quick brown fox" and text8.n_examples == 4
+    # A file of the full corpus's size is cut to its test split, starting at a character boundary.
+    data = (FIXTURES / "enwik8_sample").read_bytes()
+    cut = data.index("é".encode()) + 1  # inside the two-byte é
+    monkeypatch.setattr(perplexity, "HUTTER_SIZE", len(data))
+    monkeypatch.setattr(perplexity, "HUTTER_TEST_START", cut)
+    split = perplexity.load_lm_text("enwik8", FIXTURES / "enwik8_sample")
+    assert split.text == data[cut + 1 :].decode() and split.n_bytes == len(data) - cut - 1
+
+
+# ---- de-tokenizers ----
+
+def test_wikitext_detokenizer_by_hand():
+    line = ' The ice @-@ cream costs $ 1 @,@ 000 @.@ 50 ( see below . ) , he said : " it \'s fine " . '
+    text = 'The ice-cream costs $ 1,000.50 (see below.), he said: "it\'s fine".'
+    assert detokenize.detokenize_wikitext_line(line) == text
+    assert detokenize.retokenize_wikitext_line(text) == line
+    cases = [(" = = Early life = = ", "== Early life =="), (" = Robert = ", "= Robert ="), (" ", "")]
+    for line, text in cases:
+        assert detokenize.detokenize_wikitext_line(line) == text
+        assert detokenize.retokenize_wikitext_line(text) == line
+    # "U.S." is one WikiText token: its period stays, and so does the space before a sentence's own period.
+    assert detokenize.detokenize_wikitext_line(" in the U.S. . ") == "in the U.S. ."
+
+
+def test_ptb_detokenizer_by_hand():
+    line = " the firm 's chief did n't say how N investors ' shares fell N N "
+    text = "the firm's chief didn't say how 1 investors' shares fell 1 1"
+    assert detokenize.detokenize_ptb_line(line) == text
+    assert detokenize.retokenize_ptb_line(text) == line
+
+
+@pytest.mark.parametrize("name", ["wiki.test.tokens", "wiki.valid.tokens"])
+def test_wikitext_detokenizer_inverts_on_real_lines(name):
+    lines = shared_file("wikitext2", name).read_text(encoding="utf-8").split("\n")[:-1]
+    detok = [detokenize.detokenize_wikitext_line(line) for line in lines]
+    failures = [line for line, d in zip(lines, detok, strict=True)
+                if detokenize.retokenize_wikitext_line(d) != line]
+    # The known exceptions are tokens WikiText itself left ambiguous ("1,000th", "var."): at most 0.1%.
+    assert len(failures) <= len(lines) // 1000, failures[:3]
+    # Joins are made only where they invert; nearly all are. (" , " stays after "SmackDown!", for example.)
+    original, joined = "\n".join(lines), "\n".join(detok)
+    for artifact in (" @-@ ", " @,@ ", " @.@ ", " , ", " . ", " 's ", "= = ", "( "):
+        assert joined.count(artifact) <= original.count(artifact) // 100, artifact
+
+
+@pytest.mark.parametrize("name", ["ptb.test.txt", "ptb.valid.txt"])
+def test_ptb_detokenizer_inverts_on_every_real_line(name):
+    lines = shared_file("ptb", name).read_text(encoding="utf-8").split("\n")[:-1]
+    for line in lines:
+        assert detokenize.retokenize_ptb_line(detokenize.detokenize_ptb_line(line)) == line
+
+
+def test_cbt_detokenizer():
+    line = "`` I 'm going to the XXXXX , '' said Tom . `` Do n't ! ''"
+    assert detokenize.detokenize_cbt_line(line) == '"I\'m going to the XXXXX," said Tom. "Don\'t!"'
+
+
+# ---- LAMBADA ----
+
+def _greedy_word(hf_model, tokenizer, context: str, n_tokens: int) -> str | None:
+    """The model's greedy continuation of `context` when it is " word" (n_tokens tokens) and re-encodes."""
+    ids = [tokenizer.eot_token_id, *tokenizer.encode(context)]
+    new = []
+    for _ in range(n_tokens):
+        new.append(int(hf_logprobs(hf_model, ids + new)[-1].argmax()))
+    word = tokenizer.decode(new)
+    ok = word.startswith(" ") and word[1:].isalpha() and tokenizer.encode(word) == new
+    return word[1:] if ok else None
+
+
+def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    rows = [json.loads(line)["text"] for line in (FIXTURES / "lambada_sample.jsonl").read_text().splitlines()]
+    # Passages whose last word the random model predicts greedily: the accuracy cannot be trivially 0.
+    for i, n_tokens in enumerate([1, 1, 2, 2] * 4):
+        context = f"Story {i}: the light was on and"
+        word = _greedy_word(hf_model, tok, context, n_tokens)
+        if word is not None:
+            rows.append(f"{context} {word}")
+    assert len(rows) >= 4
+    path = tmp_path / "lambada.jsonl"
+    path.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows))
+    result = lambada.evaluate_lambada(model, tok, path, batch_size=4)
+
+    full = last = word_lp = last_lp = 0.0
+    for row in rows:
+        context, word = row.rsplit(" ", 1)
+        ctx, tgt = [tok.eot_token_id, *tok.encode(context)], tok.encode(" " + word)
+        logprob, greedy = hf_continuation(hf_model, ctx, tgt)
+        full += all(greedy)
+        last += greedy[-1]
+        word_lp += logprob
+        last_lp += hf_continuation(hf_model, ctx + tgt[:-1], tgt[-1:])[0]
+    n = len(rows)
+    assert full > 0 and result.n_examples == n
+    assert result.metrics["accuracy_full_word"] == full / n
+    assert result.metrics["accuracy_last_token"] == last / n
+    assert result.metrics["perplexity_full_word"] == pytest.approx(math.exp(-word_lp / n), rel=1e-4)
+    assert result.metrics["perplexity_last_token"] == pytest.approx(math.exp(-last_lp / n), rel=1e-4)
+
+
+def test_lambada_reads_the_real_file():
+    examples = lambada.read_lambada(shared_file("lambada", "lambada_test.jsonl"))
+    assert len(examples) == 5153
+    assert examples[0].target == "signs" and examples[0].context.endswith("I don't care about")
+    assert all(ex.target and " " not in ex.target for ex in examples)
+
+
+# ---- WSC and CBT ----
+
+def test_wsc273_from_the_real_xml():
+    path = shared_file("wsc", "WSCollection.xml")
+    schemas = winograd.read_wsc(path)
+    assert len(schemas) == 273 and len(winograd.read_wsc(path, limit=None)) == 285
+    assert all(len(s.candidates) == 2 and s.label in (0, 1) and s.txt2 and s.pronoun for s in schemas)
+    assert sum(s.label for s in schemas) == 136  # 137 A, 136 B
+    first = schemas[0]
+    prefix = "The city councilmen refused the demonstrators a permit because"
+    assert first.sentence == f"{prefix} they feared violence."
+    assert first.substitute(first.candidates[1]) == (f"{prefix} the demonstrators", " feared violence.")
+    possessive = next(s for s in schemas if s.pronoun == "his")
+    assert possessive.substitute(possessive.candidates[0])[0].endswith("'s")
+
+
+def test_wsc_accuracy_equals_hand_check(model, hf_model, gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    path = FIXTURES / "wsc_sample.xml"
+    schemas = winograd.read_wsc(path)
+    assert [s.candidates for s in schemas] == [["The bottle", "the bag"], ["Maria", "Zoë"]]  # ISO-8859-1 read
+    assert [s.label for s in schemas] == [0, 1]
+    result = winograd.evaluate_wsc(model, tok, path)
+    correct = 0
+    for s in schemas:
+        scores = []
+        for c in s.candidates:
+            prefix, rest = s.substitute(c)
+            context = [tok.eot_token_id, *tok.encode(prefix)]
+            scores.append(hf_continuation(hf_model, context, tok.encode(rest))[0])
+        correct += max(range(2), key=scores.__getitem__) == s.label
+    assert result.metrics["accuracy_partial"] == correct / 2 and result.n_examples == 2
+
+
+def test_cbt_parsing_and_accuracy_equals_hand_check(model, hf_model, gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    path = FIXTURES / "cbt_cn_sample.txt"
+    examples = cbt.read_cbt(path)
+    assert len(examples) == 2 and [len(e.context) for e in examples] == [20, 20]
+    assert examples[0].answer == "mill" and examples[0].label == 5 and len(examples[0].candidates) == 10
+    assert examples[1].query.startswith("XXXXX flew") and examples[1].label == 2
+    context, before, after = examples[0].split()
+    assert before == "The miller said the cat was the best guard his " and after == " had ever had."
+    assert context.count("\n") == 20 and '"Why do you sleep so much?" asked the miller' in context
+
+    result = cbt.evaluate_cbt(model, tok, path, task="cbt-cn")
+    correct = 0
+    for e in examples:
+        context, before, after = e.split()
+        lead = " " if before.endswith(" ") else ""
+        ctx = [tok.eot_token_id, *tok.encode(context + before.rstrip(" "))]
+        scores = []
+        for c in e.candidates:
+            scores.append(hf_continuation(hf_model, ctx, tok.encode(lead + c + after))[0])
+        correct += max(range(len(scores)), key=scores.__getitem__) == e.label
+    assert result.metrics["accuracy"] == correct / 2 and result.task == "cbt-cn"
+
+
+# ---- malformed task files ----
+
+CBT_OK = (FIXTURES / "cbt_cn_sample.txt").read_text()
+WSC_OK = (FIXTURES / "wsc_sample.xml").read_bytes()
+
+
+@pytest.mark.parametrize("reader,content,line,message", [
+    (lambada.read_lambada, b'{"text": "a b c"}\n{"text": "d e f"\n', 2, "not valid JSON"),
+    (lambada.read_lambada, b'{"text": "a b c"}\n{"passage": "d e f"}\n', 2, 'string field "text"'),
+    (lambada.read_lambada, b'["a b c"]\n', 1, 'string field "text"'),
+    (lambada.read_lambada, b'{"text": "a b"}\n{"text": "nospace"}\n', 2, "no last word"),
+    (lambada.read_lambada, b'{"text": "a b"}\n{"text": "caf\xe9 au lait"}\n', 2, "not valid utf-8"),
+    (lambada.read_lambada, b"", None, "empty"),
+    (cbt.read_cbt, CBT_OK.replace("\tmill\t\t", "\tmill\t").encode(), 21, "3 tab-separated columns"),
+    (cbt.read_cbt, CBT_OK.replace("\tmill\t\tcat|", "\tbarn\t\tcat|").encode(), 21, "not among the"),
+    (cbt.read_cbt, CBT_OK.replace("7 In the evening", "In the evening").encode(), 7, "expected line number"),
+    (cbt.read_cbt, CBT_OK.replace("21 The miller said", "\n21 The miller said").encode(), 21, "expected 21"),
+    (cbt.read_cbt, CBT_OK.replace("The cat sat", "The c\xe2t sat").encode("latin-1"), 13, "not valid utf-8"),
+    (cbt.read_cbt, b"  \n\n", None, "empty"),
+    (winograd.read_wsc, WSC_OK.replace(b"<correctAnswer> A ", b"<correctAnswer> C "), 4, "<correctAnswer>"),
+    (winograd.read_wsc, WSC_OK.replace(b"<answer>the bag </answer>", b""), 4, "two non-empty <answer>"),
+    (winograd.read_wsc, WSC_OK.replace(b"<txt2> was too big.\n</txt2>", b""), 4, "<txt2>"),
+    (winograd.read_wsc, WSC_OK.replace(b"</schema>", b"</schemas>", 1), 23, "not well-formed XML"),
+    (winograd.read_wsc, WSC_OK.replace(b"ISO-8859-1", b"UTF-8"), 28, "not well-formed XML"),
+    (lambda p: perplexity.load_lm_text("ptb", p), b" a b \n c \xff d \n", 2, "not valid utf-8"),
+    (lambda p: perplexity.load_lm_text("wikitext2", p), b" \n \n", None, "empty"),
+])
+def test_malformed_task_files_raise_data_error_naming_file_and_line(tmp_path, reader, content, line, message):
+    path = tmp_path / "task_file"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        reader(path)
+    text = str(info.value)
+    assert str(path) in text and message in text
+    if line is not None:
+        assert f"line {line}" in text
+
+
+def test_missing_data_file_is_a_clear_error(monkeypatch, tmp_path):
+    from gpt2.evaluation.tasks import resolve_data_path
+
+    monkeypatch.delenv("GPT2_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="--data-path .*GPT2_DATA_DIR"):
+        resolve_data_path("wikitext2")
+    monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="wikitext2/wiki.test.tokens"):
+        resolve_data_path("wikitext2")
+    (tmp_path / "ptb").mkdir()
+    (tmp_path / "ptb" / "ptb.test.txt").write_text(" a \n")
+    assert resolve_data_path("ptb") == tmp_path / "ptb" / "ptb.test.txt"
+    with pytest.raises(DataError, match="needs --data-path"):
+        resolve_data_path("perplexity")
+
+
+# ---- prompted tasks ----
+
+def test_answer_metrics_by_hand():
+    assert prompted.normalize_answer("  The Cat, sat! ") == "cat sat"
+    assert prompted.exact_match("A cow.", ["cow"]) == 1.0 and prompted.exact_match("cows", ["cow"]) == 0.0
+    # "big cat" vs "cat sat": one common token, precision 1/2, recall 1/2.
+    assert prompted.token_f1("the big cat", ["a cat sat", "dog"]) == pytest.approx(0.5)
+    assert prompted.token_f1("", [""]) == 1.0 and prompted.token_f1("x", ["y"]) == 0.0
+    assert prompted.first_sentences("One. Two! Three? Four.", 3) == "One. Two! Three?"
+
+
+def test_rouge_and_bleu_of_perfect_outputs():
+    pytest.importorskip("rouge_score")
+    pytest.importorskip("sacrebleu")
+    refs = ["the council approved a new footbridge over the river", "a bakery won an award for bread"]
+    assert prompted.rouge_scores(refs, refs) == pytest.approx(
+        {"rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0, "rouge_avg": 100.0})
+    assert prompted.bleu_score(refs, refs) == pytest.approx(100.0)
+    assert prompted.bleu_score(["completely different words here"], refs[:1]) < 10
+
+
+def test_qa_exact_match_equals_hand_check(model, gpt2_tokenizer):
+    from gpt2.sampling import generate
+
+    tok = gpt2_tokenizer
+    path = FIXTURES / "qa_sample.jsonl"
+    result = prompted.evaluate_qa(model, tok, path, shots=2, max_new_tokens=4)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = [[r["answer"]] if isinstance(r["answer"], str) else r["answer"] for r in rows]
+    context = "".join(f"Q: {r['question']}\nA: {a[0]}\n\n" for r, a in zip(rows[:2], answers, strict=False))
+    assert context.startswith("Q: What colour is the sky on a clear day?\nA: blue\n\nQ: How many legs")
+    hits, predictions = 0, []
+    for r, a in zip(rows[2:], answers[2:], strict=True):
+        ids = tok.encode(f"{context}Q: {r['question']}\nA:")[-(N_CTX - 4) :]
+        text = generate(model, ids, max_new_tokens=4, temperature=0.0, stop="\n", tokenizer=tok)[0].text
+        predictions.append(text.strip())
+        hits += prompted.exact_match(text.strip(), a)
+    assert result.details["predictions"] == predictions
+    assert result.n_examples == 2 and result.metrics["exact_match"] == 100 * hits / 2
+    assert result.nll is None and result.details["shots"] == 2
+
+
+def test_prompted_tasks_run_on_fixtures(model, gpt2_tokenizer):
+    pytest.importorskip("rouge_score")
+    pytest.importorskip("sacrebleu")
+    tok = gpt2_tokenizer
+    summary = prompted.evaluate_summarize(model, tok, FIXTURES / "summarize_sample.jsonl", max_new_tokens=8)
+    assert summary.n_examples == 2 and 0 <= summary.metrics["rouge_avg"] <= 100  # "highlights" accepted
+    translation = prompted.evaluate_translate(model, tok, FIXTURES / "translate_sample.jsonl", shots=2,
+                                              max_new_tokens=8)
+    assert translation.n_examples == 2 and 0 <= translation.metrics["bleu"] <= 100
+    coqa = prompted.evaluate_coqa(model, tok, FIXTURES / "coqa_sample.jsonl", max_new_tokens=4)
+    assert coqa.n_examples == 3 and 0 <= coqa.metrics["f1"] <= 100  # 2 + 1 turns, both field layouts
+    with pytest.raises(DataError, match="at least one more"):
+        prompted.evaluate_qa(model, tok, FIXTURES / "qa_sample.jsonl", shots=4)
+
+
+@pytest.mark.parametrize("task,content,line,message", [
+    ("qa", b'{"question": "q?", "answer": "a"}\n{"question": "r?"}\n', 2, "missing field 'answer'"),
+    ("qa", b'{"question": "q?", "answer": 3}\n', 1, "field 'answer' is a int"),
+    ("translate", b'{"source": "a", "target": "b"}\n[1, 2]\n', 2, "expected a JSON object"),
+    ("summarize", b'{"article": "a", "summary": "b"\n', 1, "not valid JSON"),
+    ("coqa", b"", None, "empty"),
+])
+def test_malformed_prompted_files_raise_data_error(tmp_path, model, gpt2_tokenizer, task, content, line,
+                                                    message):
+    path = tmp_path / f"{task}.jsonl"
+    path.write_bytes(content)
+    runner = {"qa": prompted.evaluate_qa, "translate": prompted.evaluate_translate,
+              "summarize": prompted.evaluate_summarize, "coqa": prompted.evaluate_coqa}[task]
+    with pytest.raises(DataError) as info:
+        runner(model, gpt2_tokenizer, path, max_new_tokens=4)
+    assert str(path) in str(info.value) and message in str(info.value)
+    if line is not None:
+        assert f"line {line}" in str(info.value)
+
+
+# ---- report and CLI ----
+
+@pytest.mark.parametrize("n,size", [(124_439_808, "117M"), (354_823_168, "345M"), (774_030_080, "762M"),
+                                    (1_557_611_200, "1542M"), (3_000_000, "117M")])
+def test_nearest_paper_size(n, size):
+    assert report.nearest_paper_size(n) == size
+
+
+def test_write_results_merges_runs_and_shows_paper_numbers(tmp_path):
+    def result(task, metrics):
+        return TaskResult(task=task, metrics=metrics, n_examples=10, nll=1.5, tokens=7, runtime_s=0.5,
+                          data_file="x", data_sha256="ab")
+
+    report.write_results([result("wikitext2", {"word_perplexity": 31.0})], tmp_path, "m", 354_823_168)
+    json_path, md_path = report.write_results([result("lambada", {"accuracy_full_word": 0.5})], tmp_path, "m",
+                                              354_823_168)
+    document = json.loads(json_path.read_text())
+    assert document["paper_size"] == "345M" and set(document["tasks"]) == {"wikitext2", "lambada"}
+    fields = {"metrics", "n_examples", "nll", "tokens", "runtime_s", "data_file", "data_sha256"}
+    assert fields <= set(document["tasks"]["lambada"])
+    md = md_path.read_text()
+    assert "| WikiText2 (PPL) | 31.00 | 22.76 |" in md and "| LAMBADA (ACC) | 50.00 | 55.48 |" in md
+    report.write_results([result("ptb", {"word_perplexity": 50.0})], tmp_path, "other", 1)
+    assert set(json.loads(json_path.read_text())["tasks"]) == {"ptb"}  # another model starts afresh
+
+
+def test_cli_eval_writes_results(tmp_path, tiny_dir, gpt2_tokenizer, capsys):
+    from gpt2.commands import eval as eval_command
+
+    parser = argparse.ArgumentParser(prog="gpt2")
+    eval_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "-m", str(tiny_dir), "--task", "ptb", "--data-path",
+                              str(FIXTURES / "ptb_sample.txt"), "--out", str(tmp_path), "--no-progress",
+                              "--stride", "16", "--limit", "2"])
+    assert args.func(args) == 0
+    document = json.loads((tmp_path / "results.json").read_text())
+    ptb = document["tasks"]["ptb"]
+    assert ptb["words"] == 19 + 2 and ptb["n_examples"] == 2 and ptb["details"]["stride"] == 16
+    assert "ptb: token_perplexity" in capsys.readouterr().out
+    assert "| PTB (PPL) |" in (tmp_path / "results.md").read_text()
