@@ -1,7 +1,17 @@
-"""gpt2: the GPT-2 system in one package."""
+"""gpt2: the GPT-2 system in one package.
+
+    from gpt2 import GPT, Tokenizer, generate_text
+    model = GPT.from_pretrained("runs/demo/run/checkpoint")
+    tokenizer = Tokenizer.from_pretrained("runs/demo/run/checkpoint")
+    print(generate_text(model, tokenizer, "def main():", max_new_tokens=40, top_k=40, seed=0)[0].text)
+
+Heavier pieces (training, evaluation, detection, serving) are imported from their modules.
+"""
 
 from gpt2.config import GPTConfig
 from gpt2.model import GPT, KVCache
+from gpt2.sampling import Sample, generate, generate_text, stream
+from gpt2.tokenizer import Tokenizer
 
-__all__ = ["GPT", "GPTConfig", "KVCache"]
+__all__ = ["GPT", "GPTConfig", "KVCache", "Sample", "Tokenizer", "generate", "generate_text", "stream"]
 __version__ = "0.1.0"

@@ -1,0 +1,66 @@
+"""`gpt2 prepare`: tokenize text files / jsonl into train and val token shards for `gpt2 train`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EPILOG = """\
+examples:
+  gpt2 prepare ../shared/data/tinyshakespeare/input.txt --txt-split paragraph --val-fraction 0.1 \\
+      --tokenizer gpt2 --out data/shakespeare
+  gpt2 prepare corpus/ 'extra/*.jsonl' --tokenizer runs/base/checkpoint --out data/corpus
+
+Inputs: text files, directories (searched recursively for *.txt and *.jsonl), and glob patterns. A .jsonl
+line {"text": ...} is one document. A text file is one document, unless --txt-split says to cut it into
+blank-line-separated paragraphs or single lines. Each document is written as <|endoftext|> followed by
+its tokens; whole documents go to train or val (a seeded hash of the document's index decides).
+Output: DIR/train_000000.bin ... and DIR/val_000000.bin ... (raw uint16 token ids, uint32 when the
+vocabulary exceeds 65,535), DIR/tokenizer/ and DIR/manifest.json, which is written last."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from gpt2.data import DEFAULT_SHARD_TOKENS, DEFAULT_VAL_FRACTION, TXT_SPLITS
+
+    p = subparsers.add_parser(
+        "prepare",
+        help="tokenize a corpus into token shards for training",
+        description="Tokenize text files and JSON lines into train/val token shards (numpy memmaps).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="text/jsonl files, directories or globs")
+    p.add_argument("--tokenizer", required=True, metavar="NAME_OR_DIR",
+                   help="tokenizer: gpt2, or a directory with tokenizer files (e.g. a checkpoint)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (new or empty)")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help=f"share of documents held out for validation (default: {DEFAULT_VAL_FRACTION})")
+    p.add_argument("--txt-split", choices=TXT_SPLITS, default="file",
+                   help="what a document is in a text file: the whole file, each blank-line-separated "
+                        "paragraph, or each line (default: file)")
+    p.add_argument("--shard-tokens", type=int, default=DEFAULT_SHARD_TOKENS,
+                   help=f"tokens per shard file (default: {DEFAULT_SHARD_TOKENS:,})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val assignment (default: 0)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="tokenizer threads (default: one per CPU core)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already prepared in --out")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpt2.data import prepare
+
+    manifest = prepare(
+        args.inputs, args.tokenizer, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
+        txt_split=args.txt_split, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    for split, info in manifest["splits"].items():
+        print(f"{split}: {info['documents']:,} documents, {info['tokens']:,} tokens in "
+              f"{len(info['shards'])} shard(s)")
+    if manifest["splits"]["val"]["documents"] == 0 and args.val_fraction > 0:
+        print(f"warning: no document went to val; with {manifest['splits']['train']['documents']} documents "
+              "use a larger --val-fraction or --txt-split paragraph", file=sys.stderr)
+    print(f"wrote {args.out}")
+    return 0

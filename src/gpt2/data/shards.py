@@ -1,0 +1,276 @@
+"""Documents → token shards: `prepare` and the `manifest.json` that describes what it wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpt2.data.documents import TXT_SPLITS, expand_inputs, file_sha256, read_documents
+from gpt2.errors import DataError
+from gpt2.io import _fsync_dir, atomic_write_text
+
+MANIFEST = "manifest.json"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "gpt2-token-shards"
+SPLITS = ("train", "val")
+DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16: large enough for few files, small enough to copy
+DEFAULT_VAL_FRACTION = 0.0005
+_CHUNK_DOCS = 256  # documents per tokenizer task: amortises per-task cost, bounds memory
+_CHUNK_CHARS = 4_000_000
+
+
+def is_validation(doc_index: int, seed: int, val_fraction: float) -> bool:
+    """Whether document `doc_index` belongs to the validation split: a hash, so stable and order-free."""
+    digest = hashlib.blake2b(f"{seed}:{doc_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < val_fraction
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
+
+
+# ---- shards ----
+
+class _ShardWriter:
+    """Appends one split's tokens to `{split}_{n:06d}.bin` files of `shard_tokens` tokens each.
+
+    Each shard is written under a temporary name and renamed once complete and fsynced, so a crash leaves
+    at most a stray temporary file, never a short shard under its real name.
+    """
+
+    def __init__(self, directory: Path, split: str, shard_tokens: int, dtype: np.dtype) -> None:
+        self.directory, self.split, self.shard_tokens, self.dtype = directory, split, shard_tokens, dtype
+        self.shards: list[dict[str, Any]] = []
+        self._file = None
+        self._filled = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, tokens: np.ndarray) -> None:
+        while tokens.size:
+            if self._file is None:
+                self._file = open(self._tmp_path(), "wb")
+            take = min(tokens.size, self.shard_tokens - self._filled)
+            data = tokens[:take].tobytes()
+            self._file.write(data)
+            self._hash.update(data)
+            self._filled += take
+            tokens = tokens[take:]
+            if self._filled == self.shard_tokens:
+                self._finish_shard()
+
+    def close(self) -> list[dict[str, Any]]:
+        if self._filled:
+            self._finish_shard()
+        return self.shards
+
+    def _tmp_path(self) -> Path:
+        return self.directory / f".{self._name()}.tmp"
+
+    def _name(self) -> str:
+        return f"{self.split}_{len(self.shards):06d}.bin"
+
+    def _finish_shard(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp_path(), self.directory / self._name())
+        self.shards.append({"file": self._name(), "tokens": self._filled, "sha256": self._hash.hexdigest()})
+        self._file, self._filled, self._hash = None, 0, hashlib.sha256()
+
+
+def _encode_chunks(chunks: Iterator[list[str]], tok, workers: int
+                   ) -> Iterator[tuple[list[str], list[list[int]]]]:
+    """(texts, token ids) of each chunk, in order, encoded by `workers` threads. Threads, not processes:
+    tiktoken releases the GIL while it encodes, and ids need no pickling. One chunk per task amortises the
+    per-task cost that would dominate for short documents; at most 2 chunks per thread are in flight, so
+    memory stays bounded however large the corpus is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def encode(texts: list[str]) -> tuple[list[str], list[list[int]]]:
+        return texts, [tok.encode(t) for t in texts]
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(encode, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _chunked(docs: Iterator[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    chars = 0
+    for doc in docs:
+        chunk.append(doc)
+        chars += len(doc)
+        if len(chunk) >= _CHUNK_DOCS or chars >= _CHUNK_CHARS:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+# ---- prepare ----
+
+@dataclass
+class _Progress:
+    documents: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare(
+    inputs: Sequence[str | os.PathLike],
+    tokenizer: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    txt_split: str = "file",
+    seed: int = 0,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Tokenize `inputs` into train/val token shards under `out`; returns the manifest.
+
+    Memory stays bounded: documents stream through the tokenizer in chunks and shards are appended to as
+    they go. Only a text file that is one document (txt_split="file") is read whole; split it by
+    paragraph or line, or use .jsonl, for files larger than memory.
+    """
+    from gpt2.tokenizer import Tokenizer
+
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if shard_tokens <= 0:
+        raise DataError(f"shard_tokens must be positive, got {shard_tokens}")
+    if txt_split not in TXT_SPLITS:
+        raise DataError(f"txt_split must be one of {', '.join(TXT_SPLITS)}, got {txt_split!r}")
+    files = expand_inputs(inputs)
+    tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
+    out = Path(out)
+    _clear_output(out, overwrite)
+    tokenizer_dir = out / TOKENIZER_DIR
+    tok.save_pretrained(tokenizer_dir)
+    dtype = token_dtype(tok.vocab_size)
+    writers = {s: _ShardWriter(out, s, shard_tokens, dtype) for s in SPLITS}
+    state = _Progress()
+    workers = workers or os.cpu_count() or 1
+
+    from tqdm import tqdm
+
+    total_bytes = sum(p.stat().st_size for p in files)
+    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress,
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        docs = _documents(files, txt_split, state)
+        for texts, ids in _encode_chunks(_chunked(docs), tok, workers):
+            for text, doc_ids in zip(texts, ids, strict=True):
+                _append_document(writers, state, doc_ids, tok.eot_token_id, dtype, seed, val_fraction)
+                bar.update(len(text.encode("utf-8")))
+            bar.set_postfix(docs=sum(state.documents.values()), tokens=sum(state.tokens.values()))
+        bar.update(max(0, total_bytes - bar.n))
+
+    if not sum(state.documents.values()):
+        names = ", ".join(str(p) for p in files[:5]) + (" ..." if len(files) > 5 else "")
+        raise DataError(f"no documents in the inputs ({names}): every file is empty or whitespace")
+    shards = {s: writers[s].close() for s in SPLITS}
+    manifest = _manifest(tok, tokenizer, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens)
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _documents(files: list[Path], txt_split: str, state: _Progress) -> Iterator[str]:
+    for path in files:
+        count = 0
+        for doc in read_documents(path, txt_split):
+            count += 1
+            yield doc
+        state.inputs.append({"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path),
+                             "documents": count})
+
+
+def _append_document(writers, state: _Progress, ids: list[int], eot: int, dtype: np.dtype, seed: int,
+                     val_fraction: float) -> None:
+    index = sum(state.documents.values())
+    split = "val" if is_validation(index, seed, val_fraction) else "train"
+    tokens = np.empty(len(ids) + 1, dtype=dtype)
+    tokens[0] = eot  # the separator goes first, so every document (the first too) starts fresh
+    tokens[1:] = ids
+    writers[split].write(tokens)
+    state.documents[split] += 1
+    state.tokens[split] += tokens.size
+
+
+def _clear_output(out: Path, overwrite: bool) -> None:
+    """Make `out` an empty directory. A previous dataset there goes only with `overwrite` (manifest first,
+    so a crash midway never leaves an old manifest describing new shards); the remains of a prepare that
+    failed (no manifest, only shards and the tokenizer) go without asking; anything else stays."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a directory")
+    if out.is_dir():
+        ours = [p for p in out.iterdir() if _is_prepare_output(p)]
+        if len(ours) < len(list(out.iterdir())):
+            raise DataError(f"{out}: directory holds files that `gpt2 prepare` did not write; choose a new "
+                            "or empty --out")
+        if (out / MANIFEST).exists() and not overwrite:
+            raise DataError(f"{out}: holds a prepared dataset already; pass --overwrite to replace it or "
+                            "choose a new --out")
+        (out / MANIFEST).unlink(missing_ok=True)
+        for p in ours:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _fsync_dir(out)
+
+
+def _is_prepare_output(path: Path) -> bool:
+    name = path.name
+    if name == TOKENIZER_DIR:
+        return path.is_dir()
+    return name == MANIFEST or (name.endswith(".bin") and name.split("_")[0] in SPLITS) or \
+        (name.startswith(".") and name.endswith(".bin.tmp"))
+
+
+def _manifest(tok, tokenizer_name, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens):
+    return {
+        "format": FORMAT,
+        "version": 1,
+        "tokenizer": {"name": str(tokenizer_name), "dir": TOKENIZER_DIR, "vocab_size": tok.vocab_size,
+                      "eot_token_id": tok.eot_token_id},
+        "dtype": dtype.name,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "txt_split": txt_split,
+        "shard_tokens": shard_tokens,
+        "splits": {s: {"documents": state.documents[s], "tokens": state.tokens[s], "shards": shards[s]}
+                   for s in SPLITS},
+        "inputs": state.inputs,
+    }
+
+
+def load_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{directory}: no {MANIFEST}; prepare the data first with "
+                        "`gpt2 prepare INPUTS --tokenizer NAME --out DIR`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: not a gpt2 prepare manifest (expected \"format\": \"{FORMAT}\")")
+    return manifest

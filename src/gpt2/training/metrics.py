@@ -1,0 +1,142 @@
+"""What a run records: `metrics.jsonl` (one line per step), `loss.png`, and the MFU estimate."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gpt2.config import GPTConfig
+from gpt2.errors import GPT2Error
+from gpt2.io import atomic_write, atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
+
+# Dense peak throughput (FLOP/s) of tensor-core matmuls in bf16 / TF32, from the vendors' datasheets
+# (without sparsity). The first entry whose key the device name contains wins, so specific names go first.
+_GPU_PEAKS = [
+    ("H200", 989e12, 494e12), ("H100 PCIe", 756e12, 378e12), ("H100", 989e12, 494e12),
+    ("A100", 312e12, 156e12), ("L40S", 362e12, 183e12), ("L4", 121e12, 60e12),
+    ("A10", 125e12, 62e12), ("RTX 4090", 165e12, 83e12), ("RTX 3090", 71e12, 36e12),
+]
+# CPU FLOPs per cycle per core: AMX does 1024 bf16 FLOPs/cycle (Intel's figure); AVX-512 with two FMA
+# units does 2 x 16 lanes x 2 = 64 fp32 FLOPs, AVX2 half that.
+_CPU_FLOPS_PER_CYCLE = {"amx_bf16": 1024, "avx512f": 64, "avx2": 32}
+
+
+def flops_per_token(config: GPTConfig, n_params: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N for the matmuls with the weights (forward 2N, backward 4N; N without
+    the position table, which is a lookup) plus 6 * 2 * n_layer * n_embd * seq_len for attention's
+    QK^T and AV products (PaLM appendix B; nanoGPT's estimate_mfu). Causal masking's saved half is not
+    subtracted, as in those references."""
+    n = n_params - config.n_positions * config.n_embd
+    return 6 * n + 12 * config.n_layer * config.n_embd * seq_len
+
+
+def peak_flops(device: torch.device, bf16: bool) -> tuple[float | None, str]:
+    """(peak FLOP/s of one device or, for CPU, of this process's threads; how it was obtained)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, bf16_peak, tf32_peak in _GPU_PEAKS:
+            if key in name:
+                return (bf16_peak if bf16 else tf32_peak), f"{name} datasheet"
+        return None, f"{name}: no datasheet peak known; pass --peak-tflops"
+    if device.type == "cpu":
+        flags, mhz = _cpu_info()
+        kind = "amx_bf16" if bf16 and "amx_bf16" in flags else "avx512f" if "avx512f" in flags else "avx2"
+        threads = torch.get_num_threads()
+        per_cycle = _CPU_FLOPS_PER_CYCLE[kind]
+        how = f"CPU estimate: {threads} threads x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
+        return threads * mhz * 1e6 * per_cycle, how
+    return None, f"{device.type}: no peak known; pass --peak-tflops"
+
+
+def _cpu_info() -> tuple[set[str], float]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set(), 2000.0
+    flags: set[str] = set()
+    mhz = 2000.0
+    for line in text.splitlines():
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("cpu MHz"):
+            mhz = float(line.split(":", 1)[1])
+            if flags:
+                break
+    return flags, mhz
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has bf16 matrix units (AMX) or instructions (AVX512-BF16) that make bf16 pay."""
+    flags, _ = _cpu_info()
+    return bool({"amx_bf16", "avx512_bf16"} & flags)
+
+
+class MetricsLog:
+    """`metrics.jsonl`: one JSON object per step, appended and flushed as the run goes."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / METRICS_FILE
+        self.records: list[dict[str, Any]] = []
+
+    def start(self, resume_step: int | None) -> None:
+        """Fresh: start an empty log. Resuming at `resume_step`: keep the lines up to it and drop any that
+        a killed run wrote after its last checkpoint, which the resumed run is about to redo."""
+        if resume_step is None or not self.path.is_file():
+            self.records = []
+        else:
+            self.records = [r for r in _read_records(self.path) if r.get("step", 0) <= resume_step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def sync(self) -> None:
+        """Force the log to disk: called before each checkpoint, so that even after a power loss the log
+        is never behind the checkpoint (a kill alone loses nothing: the kernel holds written data)."""
+        with open(self.path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # a kill cut the last line short; the resumed run rewrites that step
+            raise GPT2Error(f"{path}:{number}: not valid JSON; the metrics log is damaged") from None
+    return records
+
+
+def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
+    """Train and validation loss against tokens seen, written atomically as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # The object API with the Agg canvas: no display, no pyplot global state, safe in servers and CI.
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    train = [(r["tokens"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["tokens"], r["val_loss"]) for r in records if "val_loss" in r]
+    if train:
+        ax.plot(*zip(*train, strict=True), lw=0.8, alpha=0.8, label="train")
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", ms=3, label="validation")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("cross-entropy loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.97, bottom=0.12)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -1,0 +1,36 @@
+"""AdamW with nanoGPT's weight-decay groups, and the learning-rate schedule (linear warmup, cosine decay)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+
+
+def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple[float, float],
+                   eps: float, device_type: str) -> torch.optim.AdamW:
+    """AdamW that decays matrices and embeddings (dim >= 2) but not biases and LayerNorm gains, which
+    only shift or scale activations; shrinking them toward zero is no useful prior (nanoGPT, GPT-3)."""
+    params = [p for p in model.parameters() if p.requires_grad]  # a tied weight appears once
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # The fused kernel does the whole update in one pass; PyTorch has it for CUDA and (since 2.4) CPU.
+    fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
+
+
+def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, decay_steps: int | None) -> float:
+    """The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, then cosine decay to
+    `min_lr` at `decay_steps`, then flat. Without `decay_steps` (a run bounded only by time) it stays at
+    `lr` after warmup."""
+    if step < warmup_steps:
+        return lr * (step + 1) / (warmup_steps + 1)
+    if decay_steps is None:
+        return lr
+    if step >= decay_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
