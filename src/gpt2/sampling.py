@@ -1,0 +1,353 @@
+"""Sampling from a GPT: logit filters, batched generation with a KV cache, stop strings, streaming.
+
+The filters are small pure functions on logits (B, V) and compose in the order HF and openai/gpt-2 use:
+temperature -> top-k -> top-p. `generate` decodes every prompt x sample in one left-padded batch over one
+KV cache and drops rows as they finish.
+
+Randomness is per row: a row's `torch.Generator` is seeded from (seed, sample_index) and draws one uniform
+number per step, which picks a token by inverting the cumulative distribution (in float64). A prompt
+therefore gets the same tokens whatever else is in the batch: padding changes its logits only by float
+rounding, and a token flips only if the uniform lands within that rounding of a CDF boundary.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gpt2.errors import GPT2Error
+from gpt2.model import GPT
+
+# Probability mass within this of p counts as reaching it, so that rounding (e.g. float32 log-probabilities
+# of a distribution whose head sums to exactly p) does not add a token to the nucleus.
+_MASS_TOLERANCE = 1e-6
+_FROM_CONFIG: Any = object()  # default for eos_token_id: the model config's
+
+
+class SamplingError(GPT2Error, ValueError):
+    """A sampling option is out of range or inconsistent with the model."""
+
+
+@dataclass
+class Sample:
+    """One continuation. `tokens` leaves out the EOS token but keeps those that completed a stop string;
+    `text` (given a tokenizer) ends before the stop string; `finish_reason` is 'eos', 'stop' or 'length'
+    (max_new_tokens reached)."""
+
+    prompt_index: int
+    sample_index: int
+    tokens: list[int]
+    text: str | None
+    finish_reason: str
+
+
+# ---- logit filters: (B, V) -> (B, V) with removed tokens set to -inf ----
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide by the temperature; temperature 0 keeps only the argmax (greedy; first index on ties)."""
+    if temperature == 0:
+        keep = F.one_hot(logits.argmax(-1), logits.size(-1)).bool()
+        return logits.masked_fill(~keep, float("-inf"))
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits per row. Ties at the k-th value go to the lowest token ids, so exactly
+    k tokens remain (min(k, V))."""
+    if k >= logits.size(-1):
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    above = logits > kth
+    at = logits == kth
+    room = k - above.sum(-1, keepdim=True)  # how many of the tied tokens fit
+    keep = above | (at & (at.cumsum(-1) <= room))
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability mass reaches p
+    (at least one token; p=1 keeps all). Ties in probability are ordered by token id."""
+    if p >= 1:
+        return logits
+    probs, order = torch.sort(logits.double().softmax(-1), dim=-1, descending=True, stable=True)
+    mass_before = F.pad(probs.cumsum(-1)[..., :-1], (1, 0))  # mass of the more likely tokens
+    keep_sorted = mass_before < p - _MASS_TOLERANCE
+    keep_sorted[..., 0] = True
+    keep = torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def filter_logits(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Temperature, then top-k, then top-p (the order of HF's and openai/gpt-2's samplers)."""
+    logits = apply_temperature(logits, temperature)
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits
+
+
+def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Token per row by inverse CDF: the first token whose cumulative probability exceeds `uniforms` (B,)."""
+    cdf = logits.double().softmax(-1).cumsum(-1)
+    u = uniforms.to(cdf.device, torch.float64).unsqueeze(-1) * cdf[:, -1:]
+    # right=True skips zero-probability tokens (filtered out) even when u is exactly a CDF value.
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=logits.size(-1) - 1)
+
+
+# ---- generation ----
+
+def generate(
+    model: GPT,
+    prompts: Sequence[int] | Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    num_samples: int = 1,
+    seed: int | None = None,
+    eos_token_id: int | None = _FROM_CONFIG,
+    stop: str | Sequence[str] | None = None,
+    tokenizer: Any | None = None,
+    first_sample: int = 0,
+) -> list[Sample]:
+    """Continue each prompt (a list of token ids, or a list of them) `num_samples` times.
+
+    Temperature 0 is greedy decoding. A sequence ends at `eos_token_id` (default: the config's; None: never),
+    at any of the `stop` strings (needs `tokenizer`), or after `max_new_tokens`. An empty prompt starts
+    from <|endoftext|> (config.bos_token_id), as GPT-2's unconditional samples do. Prompts too long for
+    the context lose their first tokens, with a warning. Returns Samples ordered by prompt, then sample.
+    Sample i of a prompt draws from the random stream (seed, i); `first_sample` shifts the indices, so
+    samples can be drawn in several calls, each getting the ones a single call would.
+    """
+    filters = _check_filters(temperature, top_k, top_p)
+    prompts, rows = _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop,
+                               tokenizer, first_sample)
+    for _ in _decode(model, prompts, rows, max_new_tokens, num_samples, filters):
+        pass
+    return [Sample(r.prompt_index, r.sample_index, r.tokens, r.final_text(), r.finish_reason or "length")
+            for r in rows]
+
+
+def generate_text(model: GPT, tokenizer: Any, prompt: str | Sequence[str], **options: Any) -> list[Sample]:
+    """`generate` for text prompts; the Samples carry text."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    return generate(model, [tokenizer.encode(p) for p in prompts], tokenizer=tokenizer, **options)
+
+
+def stream(
+    model: GPT,
+    prompt_ids: Sequence[int],
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    eos_token_id: int | None = _FROM_CONFIG,
+    stop: str | Sequence[str] | None = None,
+    sample_index: int = 0,
+) -> Iterator[str]:
+    """Yield one sample's text as it is produced: whole characters only, and nothing that could be the
+    start of a stop string. The pieces join to the text of `generate(...)`'s sample `sample_index`."""
+    filters = _check_filters(temperature, top_k, top_p)  # here, not at the first next()
+    prompts, (row,) = _make_rows(model, [list(prompt_ids)], max_new_tokens, 1, seed, eos_token_id, stop,
+                                 tokenizer, first_sample=sample_index)
+
+    def pieces() -> Iterator[str]:
+        emitted = 0
+        for _ in _decode(model, prompts, [row], max_new_tokens, 1, filters):
+            text = row.final_text() if row.finish_reason else row.settled_text()
+            if len(text) > emitted:
+                yield text[emitted:]
+                emitted = len(text)
+
+    return pieces()
+
+
+class _Row:
+    """One sequence being generated: its random stream, tokens, decoded text and why it finished."""
+
+    def __init__(self, prompt_index: int, sample_index: int, seed: int, eos: int | None,
+                 stop: list[str], tokenizer: Any | None) -> None:
+        self.prompt_index, self.sample_index = prompt_index, sample_index
+        digest = hashlib.sha256(f"{seed}/{sample_index}".encode()).digest()
+        self.generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        self.eos, self.stop, self.tokenizer = eos, stop, tokenizer
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.tokens: list[int] = []
+        self.text = ""  # whole characters decoded so far (with a tokenizer)
+        self.finish_reason: str | None = None
+        self.stop_at: int | None = None
+
+    def add(self, token: int) -> None:
+        if token == self.eos:
+            self.finish_reason = "eos"
+            return
+        self.tokens.append(token)
+        if self.tokenizer is None:
+            return
+        start = len(self.text)
+        self.text += self.decoder.decode(self.tokenizer.decode_bytes([token]))
+        hits = [i for s in self.stop if (i := self.text.find(s, max(0, start - len(s) + 1))) >= 0]
+        if hits:
+            self.finish_reason, self.stop_at = "stop", min(hits)
+
+    def final_text(self) -> str | None:
+        if self.tokenizer is None:
+            return None
+        if self.stop_at is not None:
+            return self.text[: self.stop_at]
+        return self.text + self.decoder.decode(b"", final=True)
+
+    def settled_text(self) -> str:
+        """The text so far minus its longest ending that could begin a stop string."""
+        held = max((n for s in self.stop for n in range(1, len(s)) if self.text.endswith(s[:n])), default=0)
+        return self.text[: len(self.text) - held]
+
+
+def _check(ok: bool, name: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise SamplingError(f"{name} must be {expected}; got {value!r}")
+
+
+def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> dict[str, Any]:
+    _check(isinstance(temperature, int | float) and temperature >= 0, "temperature",
+           "a number >= 0 (0 = greedy)", temperature)
+    _check(top_k is None or (isinstance(top_k, int) and top_k >= 1), "top_k", "an integer >= 1 or None",
+           top_k)
+    _check(top_p is None or (isinstance(top_p, int | float) and 0 < top_p <= 1), "top_p",
+           "a number in (0, 1] or None", top_p)
+    return dict(temperature=temperature, top_k=top_k, top_p=top_p)
+
+
+def _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop, tokenizer,
+               first_sample: int = 0) -> tuple[list[list[int]], list[_Row]]:
+    """Validate; return the prompts (empty ones started, long ones cut) and a _Row per prompt x sample."""
+    config = model.config
+    _check(isinstance(max_new_tokens, int) and 0 <= max_new_tokens < config.n_positions, "max_new_tokens",
+           f"an integer in [0, {config.n_positions - 1}] (the context holds {config.n_positions} tokens)",
+           max_new_tokens)
+    _check(isinstance(num_samples, int) and num_samples >= 1, "num_samples", "an integer >= 1", num_samples)
+    _check(isinstance(first_sample, int) and first_sample >= 0, "first sample index", "an integer >= 0",
+           first_sample)
+    stop = [stop] if isinstance(stop, str) else list(stop or [])
+    _check(all(isinstance(s, str) and s for s in stop), "stop", "a list of non-empty strings", stop)
+    if stop and tokenizer is None:
+        raise SamplingError("stop strings need a tokenizer to turn tokens into text; pass tokenizer=")
+    eos = config.eos_token_id if eos_token_id is _FROM_CONFIG else eos_token_id
+    _check(seed is None or isinstance(seed, int), "seed", "an integer or None", seed)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
+
+    if isinstance(prompts, torch.Tensor):
+        prompts = prompts.tolist()
+    if len(prompts) == 0 or not isinstance(prompts[0], Sequence):
+        prompts = [prompts]  # one prompt as a flat list (empty = unconditional)
+    limit = config.n_positions - max_new_tokens
+    out = []
+    for i, prompt in enumerate(prompts):
+        ids = [int(t) for t in prompt] or [config.bos_token_id]
+        bad = [t for t in ids if not 0 <= t < config.vocab_size]
+        if bad:
+            raise SamplingError(f"prompt {i}: token ids {bad[:5]} are outside the vocabulary "
+                                f"[0, {config.vocab_size - 1}]")
+        if len(ids) > limit:
+            warnings.warn(f"prompt {i} has {len(ids)} tokens but only {limit} fit before {max_new_tokens} "
+                          f"new ones in the {config.n_positions}-token context; dropped the first "
+                          f"{len(ids) - limit} tokens", stacklevel=3)
+            ids = ids[-limit:]
+        out.append(ids)
+    samples = range(first_sample, first_sample + num_samples)
+    rows = [_Row(p, s, seed, eos, stop, tokenizer) for p in range(len(out)) for s in samples]
+    return out, rows
+
+
+def _decode(model: GPT, prompts: list[list[int]], rows: list[_Row], max_new_tokens: int, num_samples: int,
+            filters: dict[str, Any]) -> Iterator[None]:
+    """Generate into `rows` (prompt-major, `num_samples` per prompt), yielding after every step."""
+    if max_new_tokens == 0:
+        return
+    was_training = model.training
+    model.eval()  # dropout off; restored below
+    try:
+        batch = _Batch(model, prompts, max_new_tokens)
+        logits = batch.prefill(num_samples)
+        active = rows
+        for step in range(max_new_tokens):
+            if filters["temperature"] == 0:
+                tokens = logits.argmax(-1)
+            else:
+                uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64)
+                                        for r in active])
+                tokens = sample_from_logits(filter_logits(logits.double(), **filters), uniforms)
+            for row, token in zip(active, tokens.tolist(), strict=True):
+                row.add(token)
+                if step == max_new_tokens - 1 and row.finish_reason is None:
+                    row.finish_reason = "length"
+            yield
+            keep = [i for i, row in enumerate(active) if row.finish_reason is None]
+            if not keep:
+                break
+            if len(keep) < len(active):  # drop finished rows: no compute on sequences that have ended
+                active = [active[i] for i in keep]
+                tokens = tokens[keep]
+                batch.select(torch.tensor(keep, device=batch.device))
+            logits = batch.step(tokens)
+    finally:
+        model.train(was_training)
+
+
+class _Batch:
+    """The model side of generation: left-padded prompts, their attention mask and the KV cache."""
+
+    def __init__(self, model: GPT, prompts: list[list[int]], max_new_tokens: int) -> None:
+        self.model, self.device = model, model.device
+        width = max(map(len, prompts))
+        self.idx = torch.zeros(len(prompts), width, dtype=torch.long)
+        self.mask: torch.Tensor | None = torch.zeros(len(prompts), width, dtype=torch.long)
+        for i, ids in enumerate(prompts):
+            self.idx[i, width - len(ids):] = torch.tensor(ids)
+            self.mask[i, width - len(ids):] = 1
+        if bool(self.mask.all()):
+            self.mask = None  # no padding: the plain causal path is faster
+        self.idx = self.idx.to(self.device)
+        self.mask = self.mask.to(self.device) if self.mask is not None else None
+        self.cache = model.new_kv_cache(len(prompts), width + max_new_tokens)
+
+    @torch.inference_mode()
+    def prefill(self, num_samples: int) -> torch.Tensor:
+        """Run the prompts once; copy each prompt's cache to its `num_samples` rows. Returns last logits."""
+        logits, _ = self.model(self.idx, kv_cache=self.cache, attention_mask=self.mask, last_logits_only=True)
+        logits = logits[:, -1]
+        if num_samples > 1:
+            rows = torch.arange(len(self.idx), device=self.device).repeat_interleave(num_samples)
+            self.select(rows)
+            logits = logits[rows]
+        return logits
+
+    @torch.inference_mode()
+    def select(self, rows: torch.Tensor) -> None:
+        self.cache.select(rows)
+        if self.mask is not None:
+            self.mask = self.mask[rows]
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one new token per row; return the next logits (B, V)."""
+        if self.mask is not None:
+            self.mask = F.pad(self.mask, (0, 1), value=1)
+        logits, _ = self.model(tokens.view(-1, 1).to(self.device), kv_cache=self.cache,
+                               attention_mask=self.mask)
+        return logits[:, -1]
