@@ -1,0 +1,240 @@
+"""`gpt2 detect`: train, evaluate and apply synthetic-text detectors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EPILOG = """\
+detectors:
+  tfidf           OpenAI's baseline: TF-IDF 1-2-grams + logistic regression, C chosen on valid
+  gltr            GLTR rank buckets + mean log-prob + entropy under --model, logistic regression
+  loglik, logrank, entropy, fast-detectgpt
+                  zero-shot statistics under --model (calibrated on valid when given)
+  binoculars      zero-shot: --model is the performer, --observer the observer (same tokenizer)
+  classifier      --model fine-tuned with a classification head (mean or last-token pooling)
+
+examples:
+  gpt2 detect train --detector tfidf --real webtext.train.jsonl --fake small-117M-k40.train.jsonl \\
+      --valid-real webtext.valid.jsonl --valid-fake small-117M-k40.valid.jsonl --out det/tfidf
+  gpt2 detect eval det/tfidf --real webtext.test.jsonl --fake small-117M-k40.test.jsonl --out reports/tfidf
+  gpt2 detect score det/gltr "Some text to check"          probability + per-token GLTR ranks (JSON)
+  gpt2 detect matrix --data-dir data --sources small-117M small-117M-k40 --detector tfidf --out reports/m
+  gpt2 detect benchmark --data-dir ../shared/data/gpt2-output --model out/run1 --out reports/real"""
+
+
+def _add_detector_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", "-d", default="tfidf", help="detector name (default: tfidf)")
+    p.add_argument("--model", "-m", default=None, metavar="DIR",
+                   help="scoring / backbone checkpoint (all detectors but tfidf)")
+    p.add_argument("--observer", default=None, metavar="DIR", help="binoculars: the observer checkpoint")
+    p.add_argument("--reference", default=None, metavar="DIR",
+                   help="fast-detectgpt: a separate sampling model (default: the scoring model)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens of each text to read (default: 256; classifier: 128)")
+    p.add_argument("--min-df", type=int, default=None, help="tfidf: minimum document frequency (default: 5)")
+    p.add_argument("--pooling", choices=("mean", "last"), default=None,
+                   help="classifier pooling (default: mean)")
+    p.add_argument("--epochs", type=int, default=None, help="classifier: most epochs (default: 5)")
+    p.add_argument("--lr", type=float, default=None, help="classifier: AdamW learning rate (default: 2e-5)")
+    p.add_argument("--batch-size", type=int, default=None, help="classifier: batch size (default: 16)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def _detector_options(args: argparse.Namespace) -> dict:
+    name = args.detector
+    opts: dict = {}
+    if name == "tfidf":
+        if args.min_df is not None:
+            opts["min_df"] = args.min_df
+        return opts
+    from gpt2.detection import DetectorError
+
+    if args.model is None:
+        raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR")
+    opts.update(model=args.model, device=args.device)
+    if args.max_tokens is not None:
+        opts["max_tokens"] = args.max_tokens
+    if name == "binoculars":
+        opts["observer"] = args.observer
+    if name == "fast-detectgpt" and args.reference:
+        opts["reference"] = args.reference
+    if name == "classifier":
+        for key, value in (("pooling", args.pooling), ("max_epochs", args.epochs), ("lr", args.lr),
+                           ("batch_size", args.batch_size)):
+            if value is not None:
+                opts[key] = value
+    return opts
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "detect", help="train and evaluate detectors of machine-written text",
+        description="Detect GPT-2 output: train, evaluate (AUROC, TPR at 1% and 0.1% FPR, accuracy by "
+                    "length), score one text with its GLTR ranks, and the transfer matrix.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    t = sub.add_parser("train", help="train (or calibrate) a detector and save it")
+    _add_detector_options(t)
+    t.add_argument("--real", default=None, metavar="JSONL", help="human texts (jsonl with a text field)")
+    t.add_argument("--fake", default=None, metavar="JSONL", help="machine texts")
+    t.add_argument("--valid-real", default=None, metavar="JSONL", help="human texts to choose settings on")
+    t.add_argument("--valid-fake", default=None, metavar="JSONL", help="machine texts to choose settings on")
+    t.add_argument("--limit", type=int, default=None, metavar="N", help="read at most N texts per file")
+    t.add_argument("--out", "-o", required=True, metavar="DIR", help="where to save the detector")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("eval", help="evaluate a saved detector: JSON + Markdown + ROC plot")
+    e.add_argument("detector_dir", metavar="DETECTOR_DIR")
+    e.add_argument("--real", required=True, metavar="JSONL")
+    e.add_argument("--fake", required=True, metavar="JSONL")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="read at most N texts per file")
+    e.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="writes results.json, results.md, roc.png")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=run_eval)
+
+    s = sub.add_parser("score", help="P(machine) of one text and its per-token GLTR ranks, as JSON")
+    s.add_argument("detector_dir", metavar="DETECTOR_DIR")
+    s.add_argument("text", help="the text; '-' reads stdin")
+    s.add_argument("--model", "-m", default=None, metavar="DIR",
+                   help="checkpoint for the GLTR ranks (default: the detector's scoring model, if any)")
+    s.add_argument("--top-k", type=int, default=5, help="alternatives listed per token (default: 5)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=run_score)
+
+    m = sub.add_parser("matrix", help="the transfer table: trained on each source, tested on each")
+    _add_detector_options(m)
+    m.add_argument("--data-dir", required=True, metavar="DIR", help="holds <source>.{train,valid,test}.jsonl")
+    m.add_argument("--sources", nargs="+", required=True,
+                   help="output datasets, e.g. small-117M small-117M-k40")
+    m.add_argument("--real-name", default="webtext", help="the human files' prefix (default: webtext)")
+    m.add_argument("--limit-train", type=int, default=None, metavar="N",
+                   help="train on at most N texts per side")
+    m.add_argument("--limit-test", type=int, default=None, metavar="N",
+                   help="test on at most N texts per side")
+    m.add_argument("--out", "-o", required=True, metavar="DIR", help="writes matrix.json and matrix.md")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=run_matrix)
+
+    b = sub.add_parser("benchmark", help="every detector on the shared gpt2-output subsets")
+    b.add_argument("--data-dir", required=True, metavar="DIR", help="the gpt2-output subsets' directory")
+    b.add_argument("--model", "-m", default=None, metavar="DIR", help="scoring / backbone checkpoint")
+    b.add_argument("--observer", default=None, metavar="DIR", help="binoculars' observer checkpoint")
+    b.add_argument("--detectors", nargs="+", default=None, help="which (default: all)")
+    b.add_argument("--max-tokens", type=int, default=256, help="tokens per text for scoring (default: 256)")
+    b.add_argument("--protocol", choices=("subsets", "pooled"), default="subsets",
+                   help="subsets: train on the train subset, test on half the valid subset; pooled: both "
+                   "subsets mixed by a hash, then split (default: subsets)")
+    b.add_argument("--classifier-epochs", type=int, default=3)
+    b.add_argument("--classifier-lr", type=float, default=1e-4)
+    b.add_argument("--out", "-o", required=True, metavar="DIR")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=run_benchmark)
+
+
+def _read(path, limit=None):
+    from gpt2.detection.data import read_texts
+
+    return read_texts(path, limit)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from gpt2.detection import DETECTORS, DetectorError, make_detector
+
+    if args.detector not in DETECTORS:
+        raise DetectorError(f"unknown detector {args.detector!r}; choose one of {', '.join(DETECTORS)}")
+    if (args.valid_real is None) != (args.valid_fake is None):
+        raise DetectorError("give both --valid-real and --valid-fake, or neither")
+    zero_shot = not DETECTORS[args.detector].needs_training
+    one_missing = (args.real is None) != (args.fake is None)
+    if (args.real is None or args.fake is None) and not (zero_shot and not one_missing):
+        raise DetectorError(f"{args.detector} needs --real and --fake training files"
+                            if not zero_shot else "give both --real and --fake, or neither")
+    det = make_detector(args.detector, **_detector_options(args))
+    det.progress = not args.no_progress
+    valid = None
+    if args.valid_real:
+        valid = (_read(args.valid_real, args.limit).texts, _read(args.valid_fake, args.limit).texts)
+    if args.real is not None:
+        det.fit(_read(args.real, args.limit).texts, _read(args.fake, args.limit).texts, valid)
+    elif valid is not None:
+        det.fit([], [], valid)
+    path = det.save(args.out)
+    print(json.dumps({"detector": det.name, "saved": str(path), "threshold": det.threshold, "info": det.info},
+                     indent=2, default=str))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from gpt2.detection.report import evaluate, write_report
+
+    det = _load(args.detector_dir, args.device)
+    det.progress = not args.no_progress
+    result = evaluate(det, _read(args.real, args.limit), _read(args.fake, args.limit))
+    paths = write_report(result, args.out, title=f"{det.name} on {args.fake}")
+    shown = {k: v for k, v in result.items() if k != "roc"}
+    print(json.dumps(shown, indent=2))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def _load(directory, device):
+    from gpt2.detection import load_detector, read_meta
+
+    name = read_meta(directory)["detector"]
+    return load_detector(directory, **({} if name == "tfidf" else {"device": device}))
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from gpt2.detection import ZeroShotDetector
+    from gpt2.detection.lm import load_model, token_ranks
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    det = _load(args.detector_dir, args.device)
+    out = {"detector": det.name, "probability": float(det.score([text])[0]), "threshold": det.threshold}
+    out["machine"] = out["probability"] > det.threshold
+    if isinstance(det, ZeroShotDetector):
+        out["statistic"] = float(det.statistics([text])[0])
+    scoring = args.model or getattr(det, "model", None) or getattr(det, "model_path", None)
+    if isinstance(scoring, str):
+        model, tokenizer = load_model(scoring, args.device)
+        out["scoring_model"] = scoring
+        out["tokens"] = token_ranks(model, tokenizer, text, top_k=args.top_k,
+                                    max_tokens=getattr(det, "max_tokens", None))
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def run_matrix(args: argparse.Namespace) -> int:
+    from gpt2.detection import make_detector
+    from gpt2.detection.report import markdown_matrix, transfer_matrix, write_matrix
+
+    options = _detector_options(args)
+    result = transfer_matrix(args.data_dir, args.sources, lambda: make_detector(args.detector, **options),
+                             real_name=args.real_name, limit_train=args.limit_train,
+                             limit_test=args.limit_test,
+                             progress=not args.no_progress)
+    paths = write_matrix(result, args.out)
+    print(markdown_matrix(result))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gpt2.detection.report import REAL_DATA_DETECTORS, real_data_benchmark
+
+    real_data_benchmark(args.data_dir, args.out, detectors=args.detectors or REAL_DATA_DETECTORS,
+                        model=args.model,
+                        observer=args.observer, max_tokens=args.max_tokens, protocol=args.protocol,
+                        classifier_options={"max_epochs": args.classifier_epochs, "lr": args.classifier_lr},
+                        progress=not args.no_progress)
+    print(Path(args.out, "results.md").read_text(encoding="utf-8"))
+    return 0

@@ -1,0 +1,85 @@
+"""`gpt2 serve`: the OpenAI-compatible API and the web page, with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EPILOG = """\
+examples:
+  gpt2 serve --model out/run1                       http://127.0.0.1:8000/ : the page; /docs : the API
+  gpt2 serve --model gpt2 --api-key "$KEY" --port 9000
+  curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
+       -d '{"prompt": "Once upon a time", "max_tokens": 40, "top_k": 40, "seed": 1}'
+
+The API follows OpenAI's /v1/completions (stream: true for server-sent events); top_k is an extension.
+An empty prompt samples unconditionally (from <|endoftext|>). POST /v1/detect {"text": ...} gives GLTR's
+token ranks. The key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise."""
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP (OpenAI API + web page)",
+        description="Serve a model: OpenAI-compatible /v1/completions with batching, GLTR's /v1/detect, "
+        "and a web page to write with the model and check texts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
+                   help="checkpoint directory or hub name (default: gpt2)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--api-key", default=os.environ.get("GPT2_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on /v1 routes "
+                   "(default: $GPT2_API_KEY, else none)")
+    p.add_argument("--max-batch", type=int, default=8, help="sequences decoded together (default: 8)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests that may wait; more get 429 with Retry-After (default: 64)")
+    p.add_argument("--max-tokens-limit", type=int, default=512,
+                   help="largest max_tokens a request may ask for (default: 512)")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
+    p.add_argument("--detector", default=None, metavar="DIR",
+                   help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+
+    from gpt2.checkpoint import load_pretrained, load_tokenizer
+    from gpt2.errors import GPT2Error
+    from gpt2.server import create_app
+
+    for name in ("max_batch", "max_queue", "max_tokens_limit"):
+        if getattr(args, name) < 1:
+            raise GPT2Error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tokenizer = load_tokenizer(args.model)
+    model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    detector = load_detector(args.detector) if args.detector else None
+    app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
+                     max_batch=args.max_batch, max_queue=args.max_queue,
+                     max_tokens_limit=args.max_tokens_limit, detector=detector)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"gpt2 serve: warning: listening on {args.host} without --api-key; anyone who can reach it "
+              "can use it", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def load_detector(path: str):
+    """A detector saved by `gpt2.detection` (its `name` and `score(texts)` are what the server uses)."""
+    from gpt2.detection import load_detector
+
+    return load_detector(path)

@@ -1,0 +1,62 @@
+"""Synthetic-text detection: detectors behind one interface, metrics, and the reports built on them.
+
+    from gpt2.detection import make_detector, load_detector
+    det = make_detector("tfidf").fit(real_texts, fake_texts, valid=(valid_real, valid_fake))
+    det.score(["some text"])            # P(machine), numpy array
+    det.save("detectors/tfidf"); det = load_detector("detectors/tfidf")
+
+Detectors (`DETECTORS`): `tfidf` (OpenAI's baseline), `gltr` (rank-bucket features + logistic regression),
+the zero-shot `loglik`, `logrank`, `entropy`, `fast-detectgpt`, `binoculars`, and `classifier` (a
+fine-tuned GPT-2). All but tfidf need a scoring checkpoint (`model=`); binoculars also `observer=`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gpt2.detection.base import Detector, DetectorError, read_meta
+from gpt2.detection.classifier import ClassifierDetector
+from gpt2.detection.gltr import GLTRDetector
+from gpt2.detection.lm import TokenStats, token_ranks, token_stats
+from gpt2.detection.tfidf import TfidfDetector
+from gpt2.detection.zeroshot import (
+    Binoculars,
+    Entropy,
+    FastDetectGPT,
+    LogLikelihood,
+    LogRank,
+    ZeroShotDetector,
+)
+
+DETECTORS: dict[str, type[Detector]] = {
+    cls.name: cls
+    for cls in (TfidfDetector, GLTRDetector, LogLikelihood, LogRank, Entropy, FastDetectGPT, Binoculars,
+                ClassifierDetector)
+}
+ZERO_SHOT = tuple(name for name, cls in DETECTORS.items() if not cls.needs_training)
+
+
+def make_detector(name: str, **options: Any) -> Detector:
+    """A new detector by name; options go to its constructor (model=, observer=, max_tokens=, ...)."""
+    if name not in DETECTORS:
+        raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        return DETECTORS[name](**options)
+    except TypeError as e:
+        raise DetectorError(f"detector {name!r}: {e}") from None
+
+
+def load_detector(directory: str | os.PathLike, **overrides: Any) -> Detector:
+    """A detector saved with `Detector.save` (its kind is read from detector.json)."""
+    name = read_meta(directory)["detector"]
+    if name not in DETECTORS:
+        raise DetectorError(f"{directory}: unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
+    return DETECTORS[name].load(directory, **overrides)
+
+
+__all__ = [
+    "DETECTORS", "ZERO_SHOT", "Binoculars", "ClassifierDetector", "Detector", "DetectorError", "Entropy",
+    "FastDetectGPT", "GLTRDetector", "LogLikelihood", "LogRank", "TfidfDetector", "TokenStats",
+    "ZeroShotDetector", "load_detector", "make_detector", "token_ranks", "token_stats",
+]

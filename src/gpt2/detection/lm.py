@@ -1,0 +1,261 @@
+"""Per-token statistics of texts under a scoring language model: what GLTR and the zero-shot detectors read.
+
+Each text is scored as GPT-2 reads a document: conditioned on <|endoftext|>, so every token of the text
+(up to `max_tokens`, and at most the model's context) is predicted and scored. Rows of a batch are
+right-padded (attention is causal, so a real token never sees the padding after it). Works with this
+project's `GPT` and with transformers' `GPT2LMHeadModel` (see `gpt2.evaluation.scoring.logits_of`).
+Log-softmax runs in float32 whatever the model's dtype; sums over tokens are float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gpt2.errors import DataError
+from gpt2.evaluation.scoring import context_length, logits_of, model_device
+
+POSITION_CHUNK = 256  # positions whose full-vocabulary statistics are computed at once (bounds memory)
+
+
+@dataclass
+class TokenStats:
+    """One text's tokens and, at each, statistics of the scoring model's distribution p_t."""
+
+    ids: np.ndarray  # (T,) the text's token ids
+    logprob: np.ndarray  # log p_t(x_t), nats
+    rank: np.ndarray  # 1 + number of tokens strictly more likely than x_t (1 = the argmax)
+    entropy: np.ndarray  # H(p_t) = -sum_v p_t(v) log p_t(v)
+    expected_logprob: np.ndarray  # E_{v~q_t}[log p_t(v)], q = the reference model (p itself by default)
+    var_logprob: np.ndarray  # Var_{v~q_t}[log p_t(v)]
+    cross_entropy: np.ndarray | None = None  # -sum_v q_t(v) log p_t(v) with q = a second (observer) model
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_texts(tokenizer, texts: Sequence[str], n_ctx: int, max_tokens: int | None = None
+                 ) -> list[list[int]]:
+    """Token ids of each text, cut to `max_tokens` and to the context; empty texts are an error."""
+    limit = min(n_ctx, max_tokens or n_ctx)
+    out = []
+    for i, ids in enumerate(tokenizer.encode_batch(list(texts))):
+        if not ids:
+            raise DataError(f"text {i} is empty; a detector needs at least one token")
+        out.append(ids[:limit])
+    return out
+
+
+def _batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
+    """Indices grouped longest first, each group's padded size within `batch_tokens` (at least one row)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and lengths[batch[0]] * (len(batch) + 1) > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+@torch.inference_mode()
+def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int, batch_tokens: int = 2048
+               ) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """(text index, [logits (T, V) under each model]) for every text; position t predicts ids[t]."""
+    for batch in _batches([len(x) for x in ids], batch_tokens):
+        width = len(ids[batch[0]])
+        idx = torch.zeros(len(batch), width, dtype=torch.long)
+        for r, i in enumerate(batch):
+            seq = [bos, *ids[i][:-1]]
+            idx[r, : len(seq)] = torch.tensor(seq)
+        logits = [logits_of(m, idx.to(model_device(m))) for m in models]
+        for r, i in enumerate(batch):
+            yield i, [lg[r, : len(ids[i])] for lg in logits]
+
+
+def _stats(logits: torch.Tensor, ids: list[int], reference: torch.Tensor | None,
+           observer: torch.Tensor | None) -> TokenStats:
+    """Statistics of one text from its logits (T, V) (+ a reference's and an observer's).
+
+    Every full-vocabulary pass counts on CPU (memory-bound), so products are shared and sums fused
+    (`vecdot`); with no reference, E_p[log p] is minus the entropy."""
+    tgt = torch.tensor(ids, device=logits.device)
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("lp", "rank", "ent", "mu", "var", "xent")}
+    for a in range(0, len(ids), POSITION_CHUNK):
+        b = a + POSITION_CHUNK
+        logp = F.log_softmax(logits[a:b].float(), dim=-1)
+        lp = logp.gather(1, tgt[a:b, None])
+        p_logp = logp.exp() * logp
+        entropy = -p_logp.sum(-1)
+        if reference is None:
+            mu, second = -entropy, torch.linalg.vecdot(p_logp, logp)
+        else:
+            q = F.softmax(reference[a:b].float(), dim=-1)
+            mu, second = torch.linalg.vecdot(q, logp), torch.linalg.vecdot(q * logp, logp)
+        parts["lp"].append(lp[:, 0])
+        parts["rank"].append((logp > lp).sum(-1, dtype=torch.int32) + 1)
+        parts["ent"].append(entropy)
+        parts["mu"].append(mu)
+        parts["var"].append((second - mu.square()).clamp(min=0))
+        if observer is not None:
+            parts["xent"].append(-torch.linalg.vecdot(F.softmax(observer[a:b].float(), dim=-1), logp))
+    # Copies: numpy views of these small tensors were seen to keep ~20 MB per text alive (full-vocabulary
+    # buffers), which added up to gigabytes over a dataset.
+    cat = {k: torch.cat(v).double().cpu().numpy().copy() for k, v in parts.items() if v}
+    return TokenStats(np.asarray(ids), cat["lp"], cat["rank"].astype(np.int64), cat["ent"], cat["mu"],
+                      cat["var"], cat.get("xent"))
+
+
+def token_stats(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_tokens: int | None = None,
+    reference=None,
+    observer=None,
+    batch_tokens: int = 2048,
+    progress: bool = False,
+) -> list[TokenStats]:
+    """Per-token statistics of each text under `model`. `reference` (Fast-DetectGPT's sampling model)
+    replaces p by q in the expected log-prob and its variance; `observer` (Binoculars) adds the
+    cross-entropy -sum q log p between the observer's q and `model`'s p. All models share `tokenizer`."""
+    from tqdm.auto import tqdm
+
+    n_ctx = min(context_length(m) for m in (model, reference, observer) if m is not None)
+    for m in (reference, observer):
+        if m is not None and m.config.vocab_size != model.config.vocab_size:
+            raise DataError(f"the models' vocabularies differ ({model.config.vocab_size} vs "
+                            f"{m.config.vocab_size} ids); they must share one tokenizer")
+    ids = encode_texts(tokenizer, texts, n_ctx, max_tokens)
+    models = [m for m in (model, reference, observer) if m is not None]
+    out: list[TokenStats | None] = [None] * len(ids)
+    bar = tqdm(total=len(ids), desc="scoring", unit="text", disable=not progress)
+    for i, logits in row_logits(models, ids, tokenizer.eot_token_id, batch_tokens):
+        ref = logits[1] if reference is not None else None
+        obs = logits[-1] if observer is not None else None
+        out[i] = _stats(logits[0], ids[i], ref, obs)
+        bar.update(1)
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+# ---- per-text statistics: higher = more machine-like (the literature's orientation) ----
+
+def mean_logprob(s: TokenStats) -> float:
+    """Mean log-likelihood (Solaiman et al. 2019; Gehrmann et al. 2019)."""
+    return float(s.logprob.mean())
+
+
+def mean_logrank(s: TokenStats) -> float:
+    """Minus the mean log-rank (Mitchell et al. 2023's log-rank baseline): machine text ranks higher."""
+    return float(-np.log(s.rank).mean())
+
+
+def mean_entropy(s: TokenStats) -> float:
+    """Mean predictive entropy, oriented as in DetectGPT's and Fast-DetectGPT's entropy baselines
+    (higher = machine)."""
+    return float(s.entropy.mean())
+
+
+def sampling_discrepancy(s: TokenStats) -> float:
+    """Fast-DetectGPT's analytic criterion (Bao et al. 2023): (log p(x) - sum_t E[log p_t]) /
+    sqrt(sum_t Var[log p_t]), expectations under the sampling (reference) model."""
+    return float((s.logprob.sum() - s.expected_logprob.sum()) / np.sqrt(max(s.var_logprob.sum(), 1e-12)))
+
+
+def binoculars(s: TokenStats) -> float:
+    """Binoculars (Hans et al. 2024): log-perplexity under the performer over the observer/performer
+    cross-perplexity. Lower = machine; needs `token_stats(performer, ..., observer=observer)`."""
+    if s.cross_entropy is None:
+        raise ValueError("binoculars needs token_stats(..., observer=...)")
+    return float(-s.logprob.mean() / s.cross_entropy.mean())
+
+
+# ---- scoring models, loaded once per process ----
+
+class Scorer:
+    """A scoring model (+ an optional reference or observer sharing its tokenizer), with per-text
+    statistics memoised so that several detectors over the same texts run the model once."""
+
+    def __init__(self, model, tokenizer, *, reference=None, observer=None, max_tokens: int | None = None,
+                 batch_tokens: int = 2048) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.reference, self.observer = reference, observer
+        self.max_tokens, self.batch_tokens = max_tokens, batch_tokens
+        self._memo: dict[str, TokenStats] = {}
+
+    def stats(self, texts: Sequence[str], progress: bool = False) -> list[TokenStats]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if todo:
+            new = token_stats(self.model, self.tokenizer, todo, max_tokens=self.max_tokens,
+                              reference=self.reference, observer=self.observer,
+                              batch_tokens=self.batch_tokens, progress=progress)
+            self._memo.update(zip(todo, new, strict=True))
+        return [self._memo[t] for t in texts]
+
+
+_SCORERS: dict[tuple, Scorer] = {}
+_MODELS: dict[tuple, object] = {}
+
+
+def load_model(path: str, device: str = "cpu", dtype: str = "float32"):
+    """A checkpoint loaded once per (path, device, dtype) in this process."""
+    from gpt2.checkpoint import load_pretrained, load_tokenizer
+
+    key = (str(path), device, dtype)
+    if key not in _MODELS:
+        model = load_pretrained(path, device=device, dtype=getattr(torch, dtype))
+        _MODELS[key] = (model, load_tokenizer(path))
+    return _MODELS[key]
+
+
+def get_scorer(model: str, *, reference: str | None = None, observer: str | None = None,
+               max_tokens: int | None = None, device: str = "cpu", dtype: str = "float32",
+               batch_tokens: int = 2048) -> Scorer:
+    """The process-wide `Scorer` for these checkpoints and settings."""
+    key = (str(model), reference and str(reference), observer and str(observer), max_tokens, device, dtype)
+    if key not in _SCORERS:
+        m, tok = load_model(model, device, dtype)
+        extra = {}
+        for role, path in (("reference", reference), ("observer", observer)):
+            if path is not None:
+                other, other_tok = load_model(path, device, dtype)
+                if other_tok.mergeable_ranks() != tok.mergeable_ranks():
+                    raise DataError(f"{path}: its tokenizer differs from {model}'s; the {role} model must "
+                                    "share the scoring model's tokenizer")
+                extra[role] = other
+        _SCORERS[key] = Scorer(m, tok, max_tokens=max_tokens, batch_tokens=batch_tokens, **extra)
+    return _SCORERS[key]
+
+
+# ---- the GLTR view of one text ----
+
+@torch.inference_mode()
+def token_ranks(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: int | None = None
+                ) -> list[dict]:
+    """Each token of `text` with its rank and probability under `model` and the `top_k` most likely
+    tokens at its position (GLTR, Gehrmann et al. 2019): [{token, id, rank, prob, top_k: [{token, id,
+    prob}]}]. `token` is the token's text (a cut UTF-8 character shows as U+FFFD)."""
+    (ids,) = encode_texts(tokenizer, [text], context_length(model), max_tokens)
+    ((_, (logits,)),) = list(row_logits([model], [ids], tokenizer.eot_token_id))
+    out = []
+    for a in range(0, len(ids), POSITION_CHUNK):
+        logp = F.log_softmax(logits[a : a + POSITION_CHUNK].float(), dim=-1)
+        tgt = torch.tensor(ids[a : a + POSITION_CHUNK], device=logp.device)[:, None]
+        lp = logp.gather(1, tgt)
+        ranks = ((logp > lp).sum(-1) + 1).tolist()
+        top = logp.topk(min(top_k, logp.size(-1)), dim=-1) if top_k > 0 else None
+        for t, token_id in enumerate(tgt[:, 0].tolist()):
+            alts = [] if top is None else [
+                {"token": tokenizer.id_to_token_str(j), "id": j, "prob": float(math.exp(v))}
+                for v, j in zip(top.values[t].tolist(), top.indices[t].tolist(), strict=True)]
+            out.append({"token": tokenizer.id_to_token_str(token_id), "id": token_id, "rank": ranks[t],
+                        "prob": float(math.exp(lp[t, 0].item())), "top_k": alts})
+    return out

@@ -1,0 +1,130 @@
+"""What the scheduler works on: a request's options, the job that carries it, its sequences, and the
+events a job sends back to the asyncio side (pieces of text, then Done or Failed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+# The sampler's per-row state: seeding from (seed, sample_index), stop strings, incremental decoding.
+# Reusing it is what makes a served request sample exactly as generate() does.
+from gpt2.sampling import _Row
+
+
+class QueueFull(Exception):
+    """More requests are waiting than the queue holds; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the server is busy; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class SchedulerClosed(Exception):
+    """The server is shutting down."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """One request's sampling options (already validated)."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # alternatives to report per token; None = no logprobs
+
+    @property
+    def filters(self) -> tuple[float, int | None, float | None]:
+        return self.temperature, self.top_k, self.top_p
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: dict[str, float]
+    offset: int  # characters into the completion where the token's text starts
+
+
+@dataclass
+class Piece:
+    """New text of one choice; `finish_reason` ('stop' or 'length', as OpenAI names them) marks its last
+    piece."""
+
+    index: int
+    text: str
+    tokens: list[TokenLogprob]
+    finish_reason: str | None = None
+
+
+@dataclass
+class Done:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Failed:
+    message: str
+
+
+class Job:
+    """A completion request: its prompts x n sequences, and the queue its events arrive on."""
+
+    def __init__(self, prompts: list[list[int]], n: int, options: Options,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.prompts, self.n, self.options = prompts, n, options
+        self.loop = loop or asyncio.get_running_loop()
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.cancelled = False
+        self.pending: deque[Seq] = deque()  # sequences not yet in the batch
+        self.unfinished = len(prompts) * n
+        self.completion_tokens = 0
+        self.submitted = time.monotonic()
+
+    def post(self, event: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        except RuntimeError:  # the event loop has closed (shutdown): nobody is listening
+            pass
+
+
+class Seq:
+    """One sequence of a job in the batch: the sampler's row plus what the server reports."""
+
+    def __init__(self, job: Job, prompt_index: int, sample_index: int, eos: int | None,
+                 tokenizer: Any) -> None:
+        o = job.options
+        self.job, self.index = job, prompt_index * job.n + sample_index
+        self.prompt = job.prompts[prompt_index]
+        self.row = _Row(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer)
+        self.remaining = o.max_new_tokens
+        self.logprobs: list[TokenLogprob] = []
+        self.sent_chars = 0
+        self.sent_logprobs = 0
+
+    def add(self, token: int, record: TokenLogprob | None) -> None:
+        if record is not None and token != self.row.eos:
+            self.logprobs.append(record)
+        self.row.add(token)
+        self.remaining -= 1
+        self.job.completion_tokens += 1
+        if self.row.finish_reason is None and self.remaining == 0:
+            self.row.finish_reason = "length"
+
+    def emit(self, finish_reason: str | None = None) -> None:
+        """Post the text that is settled now (everything, once finished) and its tokens' logprobs."""
+        reason = finish_reason or self.row.finish_reason
+        text = self.row.final_text() if reason else self.row.settled_text()
+        records = [r for r in self.logprobs[self.sent_logprobs:] if r.offset < len(text)]
+        piece = text[self.sent_chars:]
+        if piece or records or reason:
+            reason = {"eos": "stop"}.get(reason, reason)
+            self.job.post(Piece(self.index, piece, records, reason))
+            self.sent_chars = len(text)
+            self.sent_logprobs += len(records)

@@ -1,0 +1,381 @@
+"""Continuous batching: one worker thread owns the model and decodes every running sequence in shared
+forward passes over one KV cache.
+
+Each loop of the worker admits waiting sequences (up to `max_batch` running), runs their prompts in one
+prefill, merges their cache into the running batch (left padding aligns the rows), then samples one token
+for every row and feeds all of them in one decode step. Finished and cancelled rows leave the batch at
+once; padding that no remaining row needs is trimmed away.
+
+Sampling is per row exactly as `gpt2.sampling.generate` does it: a row's random stream is seeded from
+(seed, sample_index) and draws one uniform number per step, and the filters (temperature, top-k, top-p)
+are row-wise. So a request gets the tokens `generate()` gives it alone, whatever it shares a batch with
+(padding moves logits only by float rounding; see `gpt2.sampling`).
+
+Results go back to the asyncio side as events on the request's queue (`loop.call_soon_threadsafe`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gpt2.model import GPT, KVCache
+from gpt2.sampling import filter_logits, sample_from_logits
+from gpt2.server.jobs import Done, Failed, Job, QueueFull, SchedulerClosed, Seq, TokenLogprob
+
+log = logging.getLogger("gpt2.server")
+
+
+@dataclass
+class Stats:
+    """Counters for /health, tests and benchmarks."""
+
+    submitted: int = 0
+    rejected: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    prefills: int = 0
+    steps: int = 0  # decode steps (one forward each)
+    tokens: int = 0  # tokens sampled
+    largest_prefill: int = 0  # most sequences admitted in one prefill
+    largest_step: int = 0  # most rows in one decode step
+    calls: int = 0  # other model work run by the worker (e.g. /v1/detect)
+    batch_sizes: dict[int, int] = field(default_factory=dict)  # rows per decode step -> how many steps
+
+
+class Scheduler:
+    def __init__(self, model: GPT, tokenizer: Any, *, max_batch: int = 8, max_queue: int = 64) -> None:
+        if max_batch < 1 or max_queue < 1:
+            raise ValueError(f"max_batch and max_queue must be >= 1; got {max_batch} and {max_queue}")
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.max_batch, self.max_queue = max_batch, max_queue
+        self.stats = Stats()
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
+        self._paused = False
+        self._parked = False  # the worker is waiting (paused or idle)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._seconds_per_job = 1.0  # moving average, for Retry-After
+        # the running batch: rows in cache order, their next-token logits, the cache and its padding mask
+        self._rows: list[Seq] = []
+        self._logits: torch.Tensor | None = None
+        self._cache: KVCache | None = None
+        self._mask: torch.Tensor | None = None
+
+    # ---- the asyncio side ----
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._closed = False
+                self._thread = threading.Thread(target=self._run, name="gpt2-scheduler", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def submit(self, job: Job) -> None:
+        """Queue a job for the batch, or raise QueueFull / SchedulerClosed."""
+        eos = self.model.config.eos_token_id
+        job.pending.extend(Seq(job, p, s, eos, self.tokenizer)
+                           for p in range(len(job.prompts)) for s in range(job.n))
+        with self._cond:
+            self._admit_to_queue()
+            self._waiting.append(job)
+            self.stats.submitted += 1
+            self._cond.notify_all()
+        self.start()
+
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Run `fn` on the worker thread between decode steps (the model is never used by two threads)."""
+        future: Future = Future()
+        with self._cond:
+            self._admit_to_queue()
+            self._calls.append((fn, future))
+            self._cond.notify_all()
+        self.start()
+        return future
+
+    def cancel(self, job: Job) -> None:
+        """Stop a job (its client went away): its sequences leave the batch before the next step."""
+        with self._cond:
+            if not job.cancelled and job.unfinished > 0:
+                job.cancelled = True
+                self.stats.cancelled += 1
+                self._cond.notify_all()
+
+    def pause(self, timeout: float = 30.0) -> None:
+        """Hold the worker before its next step; returns once it is parked (tests use this to line
+        requests up deterministically)."""
+        with self._cond:
+            self._paused = True
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._cond.wait_for(lambda: self._parked or self._thread is None, timeout)
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        """Requests not yet (fully) in the batch."""
+        return len(self._waiting) + len(self._calls)
+
+    @property
+    def running(self) -> int:
+        """Sequences in the batch."""
+        return len(self._rows)
+
+    def _admit_to_queue(self) -> None:
+        if self._closed:
+            raise SchedulerClosed("the server is shutting down")
+        if self.waiting >= self.max_queue:
+            self.stats.rejected += 1
+            # the queue drains about max_batch jobs per job duration
+            rounds = (self.waiting + self.max_batch - 1) // self.max_batch
+            raise QueueFull(max(1, min(60, round(rounds * self._seconds_per_job))))
+
+    # ---- the worker thread ----
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._paused or not (self._waiting or self._calls or self._rows)):
+                    self._parked = True
+                    self._cond.notify_all()
+                    self._cond.wait()
+                self._parked = False
+                if self._closed:
+                    break
+                calls = list(self._calls)
+                self._calls.clear()
+                self._drop_cancelled_waiting()
+                new = self._admit()
+            for fn, future in calls:
+                self._call(fn, future)
+            try:
+                with torch.inference_mode():
+                    self._iterate(new)
+            except Exception as e:  # a bug or out of memory: fail these requests, keep serving
+                log.exception("decode step failed")
+                self._fail_batch(new, f"generation failed: {type(e).__name__}: {e}")
+        self._shutdown()
+
+    def _call(self, fn: Callable[[], Any], future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        self.stats.calls += 1
+        try:
+            with torch.inference_mode():
+                future.set_result(fn())
+        except Exception as e:
+            future.set_exception(e)
+
+    def _drop_cancelled_waiting(self) -> None:
+        for job in [j for j in self._waiting if j.cancelled]:
+            self._waiting.remove(job)
+
+    def _admit(self) -> list[Seq]:
+        """Move waiting sequences into the batch, first come first served, while they fit: at most
+        max_batch rows, and the padded cache plus every row's remaining tokens within the context."""
+        new: list[Seq] = []
+        length = self._cache.length if self._cache is not None else 0
+        need = max((s.remaining for s in self._rows), default=0)
+        while self._waiting and len(self._rows) + len(new) < self.max_batch:
+            job = self._waiting[0]
+            seq = job.pending[0]
+            new_length = max(length, len(seq.prompt))
+            new_need = max(need, seq.remaining)
+            if new_length + new_need > self.model.config.n_positions:
+                break  # wait until rows finish and their padding is trimmed
+            length, need = new_length, new_need
+            new.append(job.pending.popleft())
+            if not job.pending:
+                self._waiting.popleft()
+        return new
+
+    def _iterate(self, new: list[Seq]) -> None:
+        self._drop_rows([i for i, s in enumerate(self._rows) if s.job.cancelled])
+        new = [s for s in new if not s.job.cancelled]
+        if new:
+            self._prefill(new)
+        if not self._rows:
+            return
+        tokens = self._sample()
+        keep = [i for i, s in enumerate(self._rows) if s.row.finish_reason is None]
+        self._drop_rows([i for i, s in enumerate(self._rows) if s.row.finish_reason is not None])
+        if self._rows:
+            self._step(tokens[keep])
+
+    def _prefill(self, new: list[Seq]) -> None:
+        """Run the new prompts once (each distinct prompt once) and merge them into the batch."""
+        prompts = list(dict.fromkeys(tuple(s.prompt) for s in new))
+        width = max(map(len, prompts))
+        idx = torch.zeros(len(prompts), width, dtype=torch.long)
+        mask = torch.zeros(len(prompts), width, dtype=torch.long)
+        for i, ids in enumerate(prompts):
+            idx[i, width - len(ids):] = torch.tensor(ids)
+            mask[i, width - len(ids):] = 1
+        device = self.model.device
+        idx, mask = idx.to(device), mask.to(device)
+        cache = self.model.new_kv_cache(len(prompts), width)
+        logits, _ = self.model(idx, kv_cache=cache, attention_mask=None if bool(mask.all()) else mask,
+                               last_logits_only=True)
+        rows = torch.tensor([prompts.index(tuple(s.prompt)) for s in new], device=device)
+        cache.select(rows)
+        self._merge(new, logits[rows, -1], cache, mask[rows])
+        self.stats.prefills += 1
+        self.stats.largest_prefill = max(self.stats.largest_prefill, len(new))
+
+    def _merge(self, new: list[Seq], logits: torch.Tensor, cache: KVCache, mask: torch.Tensor) -> None:
+        """Append rows to the batch, left-padding whichever cache is shorter so their ends line up."""
+        if self._cache is None:
+            length, old = cache.length, 0
+        else:
+            length, old = max(self._cache.length, cache.length), len(self._rows)
+        rows = self._rows + new
+        need = max(s.remaining for s in rows)
+        merged = self.model.new_kv_cache(len(rows), length + need)
+        merged_mask = torch.zeros(len(rows), length, dtype=torch.long, device=mask.device)
+        parts = [(self._cache, self._mask, slice(0, old))] if self._cache is not None else []
+        parts.append((cache, mask, slice(old, len(rows))))
+        for part, part_mask, batch in parts:
+            start = length - part.length
+            merged.k[:, batch, :, start:length] = part.k[:, :, :, : part.length]
+            merged.v[:, batch, :, start:length] = part.v[:, :, :, : part.length]
+            merged_mask[batch, start:] = part_mask
+        merged.length = length
+        self._cache, self._mask, self._rows = merged, merged_mask, rows
+        self._logits = logits if self._logits is None or old == 0 else torch.cat([self._logits, logits])
+
+    def _sample(self) -> torch.Tensor:
+        """One token per row, each row with its own options and random stream (as generate() does)."""
+        logits = self._logits
+        tokens = torch.empty(len(self._rows), dtype=torch.long, device=logits.device)
+        groups: dict[tuple, list[int]] = {}
+        for i, seq in enumerate(self._rows):
+            groups.setdefault(seq.job.options.filters, []).append(i)
+        for (temperature, top_k, top_p), rows in groups.items():
+            index = torch.tensor(rows, device=logits.device)
+            if temperature == 0:
+                tokens[index] = logits[index].argmax(-1)
+            else:
+                uniforms = torch.stack([torch.rand((), generator=self._rows[i].row.generator,
+                                                   dtype=torch.float64) for i in rows])
+                filtered = filter_logits(logits[index].double(), temperature=temperature, top_k=top_k,
+                                         top_p=top_p)
+                tokens[index] = sample_from_logits(filtered, uniforms)
+        records = self._logprobs(tokens)
+        for seq, token, record in zip(self._rows, tokens.tolist(), records, strict=True):
+            seq.add(token, record)
+            seq.emit()
+        self.stats.tokens += len(self._rows)
+        return tokens
+
+    def _logprobs(self, tokens: torch.Tensor) -> list[TokenLogprob | None]:
+        """The chosen token's log-probability and the top alternatives, under the model's own distribution
+        (before temperature and filters), for the rows that asked."""
+        records: list[TokenLogprob | None] = [None] * len(self._rows)
+        asked = [i for i, s in enumerate(self._rows) if s.job.options.logprobs is not None]
+        if not asked:
+            return records
+        index = torch.tensor(asked, device=tokens.device)
+        logprobs = F.log_softmax(self._logits[index].float(), dim=-1)
+        k = max(self._rows[i].job.options.logprobs for i in asked)
+        top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0], logprobs[:, :0].long())
+        name = self.tokenizer.id_to_token_str
+        for j, i in enumerate(asked):
+            seq, token = self._rows[i], int(tokens[i])
+            n = seq.job.options.logprobs
+            pairs = zip(top_ids[j, :n].tolist(), top_values[j, :n].tolist(), strict=True)
+            top = {name(t): v for t, v in pairs}
+            chosen = float(logprobs[j, token])
+            top.setdefault(name(token), chosen)  # OpenAI's format always includes the sampled token
+            records[i] = TokenLogprob(name(token), chosen, top, len(seq.row.text))
+        return records
+
+    def _step(self, tokens: torch.Tensor) -> None:
+        """Feed each row its new token: one forward for the whole batch."""
+        self._mask = F.pad(self._mask, (0, 1), value=1)
+        mask = None if bool(self._mask.all()) else self._mask
+        logits, _ = self.model(tokens.view(-1, 1), kv_cache=self._cache, attention_mask=mask)
+        self._logits = logits[:, -1]
+        self.stats.steps += 1
+        rows = len(self._rows)
+        self.stats.largest_step = max(self.stats.largest_step, rows)
+        self.stats.batch_sizes[rows] = self.stats.batch_sizes.get(rows, 0) + 1
+
+    def _drop_rows(self, drop: list[int]) -> None:
+        """Remove rows (finished or cancelled) from the batch, then trim padding no row needs."""
+        if not drop:
+            return
+        dropped = set(drop)
+        for i in drop:
+            self._seq_finished(self._rows[i])
+        keep = [i for i in range(len(self._rows)) if i not in dropped]
+        if not keep:
+            self._rows, self._logits, self._cache, self._mask = [], None, None, None
+            return
+        index = torch.tensor(keep, device=self._mask.device)
+        self._rows = [self._rows[i] for i in keep]
+        self._logits = self._logits[index]
+        self._cache.select(index)
+        self._mask = self._mask[index]
+        lead = int(self._mask.any(0).long().argmax())  # leading columns that are padding in every row
+        if lead:
+            self._cache.k = self._cache.k[:, :, :, lead:]
+            self._cache.v = self._cache.v[:, :, :, lead:]
+            self._cache.length -= lead
+            self._mask = self._mask[:, lead:]
+
+    def _seq_finished(self, seq: Seq) -> None:
+        job = seq.job
+        job.unfinished -= 1
+        if job.unfinished == 0 and not job.cancelled:
+            job.post(Done(sum(map(len, job.prompts)), job.completion_tokens))
+            self.stats.completed += 1
+            seconds = time.monotonic() - job.submitted
+            self._seconds_per_job = 0.9 * self._seconds_per_job + 0.1 * seconds
+
+    def _fail_batch(self, new: list[Seq], message: str) -> None:
+        jobs = {id(s.job): s.job for s in self._rows + new}
+        self._rows, self._logits, self._cache, self._mask = [], None, None, None
+        with self._cond:
+            for job in jobs.values():
+                if job in self._waiting:
+                    self._waiting.remove(job)
+        for job in jobs.values():
+            job.unfinished = 0
+            job.post(Failed(message))
+            self.stats.failed += 1
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            jobs = {id(s.job): s.job for s in self._rows} | {id(j): j for j in self._waiting}
+            self._waiting.clear()
+            calls = list(self._calls)
+            self._calls.clear()
+        self._rows, self._logits, self._cache, self._mask = [], None, None, None
+        for job in jobs.values():
+            job.unfinished = 0
+            job.post(Failed("the server is shutting down"))
+        for _, future in calls:
+            future.cancel()

@@ -1,0 +1,509 @@
+"""The HTTP API against the real app and a tiny random model: results equal `generate()` with the same seed
+(plain, streamed, batched with other requests, joining a running batch), logprobs equal the model's
+log-softmax, GLTR ranks equal a direct count, and every invalid input gets the right 4xx."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import torch
+import torch.nn.functional as F
+import uvicorn
+from fastapi.testclient import TestClient
+
+from gpt2.config import GPTConfig
+from gpt2.model import GPT
+from gpt2.sampling import generate
+from gpt2.server import create_app
+
+CONTEXT = 128  # the nano preset's
+LIMIT = 64  # --max-tokens-limit in these tests
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from gpt2.tokenizer import Tokenizer
+
+    text = "hello world. the quick brown fox jumps over the lazy dog; hello again, world! " * 20
+    return Tokenizer.train([text], vocab_size=300)
+
+
+def tiny_model(tokenizer, seed: int = 0, cls=GPT) -> GPT:
+    torch.manual_seed(seed)
+    model = cls(GPTConfig.from_preset("nano", vocab_size=tokenizer.vocab_size)).eval()
+    with torch.no_grad():  # peakier distributions, so that top-k and top-p change what is sampled
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return tiny_model(tokenizer)
+
+
+@pytest.fixture
+def make_client(model, tokenizer):
+    """A TestClient (lifespan running) over a fresh app; keyword arguments go to create_app."""
+    clients = []
+
+    def make(**options):
+        options = {"model_name": "tiny", "max_tokens_limit": LIMIT, **options}
+        client = TestClient(create_app(options.pop("model", model), tokenizer, **options))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.app.state.scheduler.resume()
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def reference(model, tokenizer, prompt, **options):
+    """What generate() gives for a request, in the API's terms (text, finish_reason)."""
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    samples = generate(model, [tokenizer.encode(p) for p in prompts], tokenizer=tokenizer, **options)
+    return [(s.text, {"eos": "stop"}.get(s.finish_reason, s.finish_reason)) for s in samples]
+
+
+def texts(response) -> list[tuple[str, str]]:
+    body = response.json()
+    assert [c["index"] for c in body["choices"]] == list(range(len(body["choices"])))
+    return [(c["text"], c["finish_reason"]) for c in body["choices"]]
+
+
+def sse(response) -> tuple[list[dict], bool]:
+    """The chunks of a server-sent event stream, and whether it ended with [DONE]."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [e for e in response.text.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    done = events[-1] == "data: [DONE]"
+    return [json.loads(e[6:]) for e in events if e != "data: [DONE]"], done
+
+
+def joined(chunks: list[dict], count: int) -> list[tuple[str, str]]:
+    out = [["", None] for _ in range(count)]
+    for chunk in chunks:
+        for c in chunk["choices"]:
+            assert out[c["index"]][1] is None, "text after the finishing chunk"
+            out[c["index"]][0] += c["text"]
+            out[c["index"]][1] = c["finish_reason"]
+    return [tuple(x) for x in out]
+
+
+SAMPLING = [
+    dict(temperature=1.0),
+    dict(temperature=0.8, top_k=20),
+    dict(temperature=1.2, top_p=0.9),
+    dict(temperature=0.0),
+]
+
+
+@pytest.mark.parametrize("options", SAMPLING)
+def test_completion_equals_generate(client, model, tokenizer, options):
+    body = {"prompt": "hello world", "max_tokens": 40, "seed": 11, "n": 3, **options}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    ref = reference(model, tokenizer, "hello world", max_new_tokens=40, seed=11, num_samples=3, **options)
+    assert texts(r) == ref
+    data = r.json()
+    assert data["object"] == "text_completion" and data["model"] == "tiny" and data["id"].startswith("cmpl-")
+    assert isinstance(data["created"], int) and data["seed"] == 11
+    prompt_tokens = len(tokenizer.encode("hello world"))
+    usage = data["usage"]
+    assert usage["prompt_tokens"] == prompt_tokens
+    assert usage["total_tokens"] == prompt_tokens + usage["completion_tokens"]
+    assert all(c["logprobs"] is None for c in data["choices"])
+
+
+@pytest.mark.parametrize("options", SAMPLING[1:3])
+def test_stream_equals_generate(client, model, tokenizer, options):
+    body = {"prompt": "the quick", "max_tokens": 30, "seed": 5, "n": 2, "stream": True, **options}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200
+    chunks, done = sse(r)
+    assert done and len(chunks) > 2
+    assert {c["id"] for c in chunks} == {chunks[0]["id"]} and chunks[0]["object"] == "text_completion"
+    ref = reference(model, tokenizer, "the quick", max_new_tokens=30, seed=5, num_samples=2, **options)
+    assert joined(chunks, 2) == ref
+
+
+def test_list_prompts_and_token_id_prompts(client, model, tokenizer):
+    prompts = ["hello", "the lazy dog", "world"]
+    options = {"max_tokens": 20, "seed": 3, "top_k": 30}
+    r = client.post("/v1/completions", json={"prompt": prompts, "n": 2, **options})
+    ref = reference(model, tokenizer, prompts, max_new_tokens=20, seed=3, num_samples=2, top_k=30)
+    assert texts(r) == ref
+    assert r.json()["usage"]["prompt_tokens"] == sum(len(tokenizer.encode(p)) for p in prompts)
+    ids = [tokenizer.encode(p) for p in prompts]
+    by_ids = client.post("/v1/completions", json={"prompt": ids, "n": 2, **options})
+    assert texts(by_ids) == texts(r)
+    one = client.post("/v1/completions", json={"prompt": ids[1], **options})
+    assert texts(one) == texts(r)[2:3]
+
+
+def test_empty_prompt_is_unconditional(client, model, tokenizer):
+    r = client.post("/v1/completions", json={"prompt": "", "max_tokens": 15, "seed": 2})
+    samples = generate(model, [], max_new_tokens=15, seed=2, tokenizer=tokenizer)  # starts from <|endoftext|>
+    assert texts(r)[0][0] == samples[0].text
+    assert r.json()["usage"]["prompt_tokens"] == 1
+
+
+def test_stop_strings(client, model, tokenizer):
+    free = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 40, "seed": 9, "top_k": 10})
+    text = free.json()["choices"][0]["text"]
+    stop = next(text[i:i + 2] for i in range(5, len(text) - 2) if "\ufffd" not in text[i:i + 2])
+    body = {"prompt": "hello", "max_tokens": 40, "seed": 9, "top_k": 10, "stop": [stop, "zzzz"]}
+    r = client.post("/v1/completions", json=body)
+    ref = reference(model, tokenizer, "hello", max_new_tokens=40, seed=9, top_k=10, stop=[stop, "zzzz"])
+    assert texts(r) == ref
+    assert ref[0][1] == "stop" and ref[0][0] == text[: text.index(stop)]
+    chunks, _ = sse(client.post("/v1/completions", json={**body, "stream": True}))
+    assert joined(chunks, 1) == ref
+    assert stop not in "".join(c["choices"][0]["text"] for c in chunks)
+
+
+def test_logprobs_equal_the_models_log_softmax(client, model, tokenizer):
+    prompt = "the lazy"
+    body = {"prompt": prompt, "max_tokens": 25, "seed": 4, "temperature": 0.9, "logprobs": 3}
+    r = client.post("/v1/completions", json=body)
+    choice = r.json()["choices"][0]
+    (sample,) = generate(model, tokenizer.encode(prompt), max_new_tokens=25, seed=4, temperature=0.9,
+                         tokenizer=tokenizer)
+    lp = choice["logprobs"]
+    assert set(lp) == {"tokens", "token_logprobs", "top_logprobs", "text_offset"}
+    assert len(lp["tokens"]) == len(sample.tokens)
+    ids = tokenizer.encode(prompt) + sample.tokens
+    with torch.no_grad():
+        logprobs = F.log_softmax(model(torch.tensor([ids]))[0][0].float(), dim=-1)
+    start = len(tokenizer.encode(prompt)) - 1
+    name = tokenizer.id_to_token_str
+    for i, token in enumerate(sample.tokens):
+        row = logprobs[start + i]
+        assert lp["tokens"][i] == name(token)
+        assert lp["token_logprobs"][i] == pytest.approx(float(row[token]), abs=1e-4)
+        top = lp["top_logprobs"][i]
+        values, top_ids = row.topk(3)
+        names = [name(t) for t in top_ids.tolist()]
+        for n, v in zip(names, values.tolist(), strict=True):
+            if names.count(n) == 1:  # two tokens can print alike (partial UTF-8 -> U+FFFD)
+                assert top[n] == pytest.approx(v, abs=1e-4)
+        assert set(names) <= set(top) and len(top) <= 4  # the sampled token is always there
+    offsets = lp["text_offset"]
+    assert offsets[0] == len(prompt) and offsets == sorted(offsets)
+    assert offsets[-1] <= len(prompt) + len(choice["text"])
+    chunks, _ = sse(client.post("/v1/completions", json={**body, "stream": True}))
+    streamed = [t for c in chunks for t in c["choices"][0]["logprobs"]["token_logprobs"]]
+    assert streamed == lp["token_logprobs"]
+
+
+INVALID = [
+    ({}, "prompt"),
+    ({"prompt": 5}, "prompt"),
+    ({"prompt": None}, "prompt"),
+    ({"prompt": []}, "prompt"),
+    ({"prompt": [1, "a"]}, "prompt"),
+    ({"prompt": [[1], "a"]}, "prompt"),
+    ({"prompt": ["x"] * 33}, "prompt"),
+    ({"prompt": "x", "max_tokens": 0}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": -5}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": "10"}, "max_tokens"),
+    ({"prompt": "x", "max_tokens": 1.5}, "max_tokens"),
+    ({"prompt": "x", "temperature": -0.1}, "temperature"),
+    ({"prompt": "x", "temperature": 2.5}, "temperature"),
+    ({"prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"prompt": "x", "top_p": 0}, "top_p"),
+    ({"prompt": "x", "top_p": 1.5}, "top_p"),
+    ({"prompt": "x", "top_k": -1}, "top_k"),
+    ({"prompt": "x", "top_k": 2.5}, "top_k"),
+    ({"prompt": "x", "n": 0}, "n"),
+    ({"prompt": "x", "n": 17}, "n"),
+    ({"prompt": "x", "n": True}, "n"),
+    ({"prompt": "x", "stop": 5}, "stop"),
+    ({"prompt": "x", "stop": [""]}, "stop"),
+    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"prompt": "x", "seed": -1}, "seed"),
+    ({"prompt": "x", "seed": "1"}, "seed"),
+    ({"prompt": "x", "stream": "yes"}, "stream"),
+    ({"prompt": "x", "logprobs": 6}, "logprobs"),
+    ({"prompt": "x", "logprobs": -1}, "logprobs"),
+    ({"prompt": "x", "echo": True}, "echo"),
+    ({"prompt": "x", "presence_penalty": 0.5}, "presence_penalty"),
+    ({"prompt": "x", "best_of": 3}, "best_of"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), INVALID, ids=[f"{f}-{i}" for i, (_, f) in enumerate(INVALID)])
+def test_invalid_fields_get_422_naming_the_field(client, body, field):
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["param"] == field and field in error["message"]
+    assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({"prompt": "x", "max_tokens": LIMIT + 1}, 400, [f"at most {LIMIT}", "max_tokens"]),
+    ({"prompt": "hello " * 200, "max_tokens": 4}, 400, [f"context of {CONTEXT} tokens"]),
+    ({"prompt": "hello " * 70, "max_tokens": LIMIT}, 400, [f"context of {CONTEXT}", "lower max_tokens"]),
+    ({"prompt": [[1, 2, 99999]]}, 400, ["outside the vocabulary"]),
+])
+def test_requests_beyond_the_limits_get_400(client, body, status, words):
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == status, r.text
+    assert all(w in r.json()["error"]["message"] for w in words), r.json()
+
+
+def test_malformed_bodies(client):
+    json_type = {"content-type": "application/json"}
+    bad_json = client.post("/v1/completions", content=b'{"prompt": ', headers=json_type)
+    assert bad_json.status_code == 422 and "not valid JSON" in bad_json.json()["error"]["message"]
+    not_object = client.post("/v1/completions", json=["prompt"])
+    assert not_object.status_code == 422
+    huge = client.post("/v1/completions", content=b"x" * (3 * 1024 * 1024), headers=json_type)
+    assert huge.status_code == 413
+    chunks = (b"x" * 65536 for _ in range(48))  # no Content-Length: sent chunked
+    assert client.post("/v1/completions", content=chunks, headers=json_type).status_code == 413
+    small = (part for part in (b'{"prompt": "hi", ', b'"max_tokens": 2}'))
+    assert client.post("/v1/completions", content=small, headers=json_type).status_code == 200
+    for body in ({}, {"text": ""}, {"text": 5}, {"text": "hi", "alternatives": 50}):
+        assert client.post("/v1/detect", json=body).status_code == 422, body
+    long = client.post("/v1/detect", json={"text": "hello " * 200})
+    assert long.status_code == 400 and f"at most {CONTEXT}" in long.json()["error"]["message"]
+    assert client.get("/v1/completions").status_code == 405
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_queue_bound_gives_429_with_retry_after(make_client):
+    client = make_client(max_queue=2, max_batch=1)
+    scheduler = client.app.state.scheduler
+    scheduler.pause()
+    body = {"prompt": "hello", "max_tokens": 5, "seed": 1}
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(client.post, "/v1/completions", json=body) for _ in range(2)]
+        wait_for(lambda: scheduler.waiting == 2)
+        for r in (client.post("/v1/completions", json=body),
+                  client.post("/v1/completions", json={**body, "stream": True}),
+                  client.post("/v1/detect", json={"text": "hello"})):
+            assert r.status_code == 429, r.text
+            assert int(r.headers["Retry-After"]) >= 1
+            assert r.json()["error"]["code"] == "queue_full"
+        scheduler.resume()
+        assert [f.result().status_code for f in waiting] == [200, 200]
+    assert scheduler.stats.rejected == 3
+    assert client.post("/v1/completions", json=body).status_code == 200  # and it recovers
+
+
+def test_concurrent_requests_decode_in_one_batch(make_client, model, tokenizer):
+    client = make_client(max_batch=8)
+    scheduler = client.app.state.scheduler
+    requests = [
+        {"prompt": "hello", "max_tokens": 30, "seed": 1, "temperature": 0.7},
+        {"prompt": "the quick brown fox", "max_tokens": 20, "seed": 2, "top_k": 5, "n": 2},
+        {"prompt": "world", "max_tokens": 25, "seed": 3, "top_p": 0.8, "stop": "o"},
+        {"prompt": "a", "max_tokens": 12, "temperature": 0},
+    ]
+    scheduler.pause()
+    with ThreadPoolExecutor(len(requests)) as pool:
+        futures = [pool.submit(client.post, "/v1/completions", json=body) for body in requests]
+        wait_for(lambda: scheduler.waiting == len(requests))
+        scheduler.resume()
+        responses = [f.result() for f in futures]
+    stats = scheduler.stats
+    assert stats.prefills == 1 and stats.largest_prefill == 5  # all five sequences admitted together
+    assert stats.largest_step == 5 and max(stats.batch_sizes) == 5
+    for body, r in zip(requests, responses, strict=True):
+        options = {k: v for k, v in body.items() if k not in ("prompt", "max_tokens", "n")}
+        ref = reference(model, tokenizer, body["prompt"], max_new_tokens=body["max_tokens"],
+                        num_samples=body.get("n", 1), **options)
+        assert texts(r) == ref, body
+
+
+def test_a_request_joins_a_running_batch(make_client, model, tokenizer):
+    client = make_client(max_batch=4)
+    scheduler = client.app.state.scheduler
+    long = {"prompt": "hello world. the quick brown fox", "max_tokens": 60, "seed": 8, "top_k": 40}
+    short = {"prompt": "dog", "max_tokens": 20, "seed": 9, "temperature": 0.5}
+    scheduler.pause()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(client.post, "/v1/completions", json=long)
+        wait_for(lambda: scheduler.waiting == 1)
+        scheduler.resume()
+        wait_for(lambda: scheduler.stats.steps >= 5)
+        scheduler.pause()
+        assert scheduler.running == 1
+        second = pool.submit(client.post, "/v1/completions", json={**short, "stream": True})
+        wait_for(lambda: scheduler.waiting == 1)
+        scheduler.resume()
+        r1, r2 = first.result(), second.result()
+    assert scheduler.stats.prefills == 2 and 2 in scheduler.stats.batch_sizes  # decoded side by side
+    ref_long = reference(model, tokenizer, long["prompt"], max_new_tokens=60, seed=8, top_k=40)
+    ref_short = reference(model, tokenizer, "dog", max_new_tokens=20, seed=9, temperature=0.5)
+    assert texts(r1) == ref_long
+    assert joined(sse(r2)[0], 1) == ref_short
+
+
+def test_more_sequences_than_the_batch_holds(make_client, model, tokenizer):
+    client = make_client(max_batch=2)
+    prompts = ["hello", "world"]
+    r = client.post("/v1/completions", json={"prompt": prompts, "n": 3, "max_tokens": 10, "seed": 1})
+    assert texts(r) == reference(model, tokenizer, prompts, max_new_tokens=10, seed=1, num_samples=3)
+    assert client.app.state.scheduler.stats.largest_step <= 2
+
+
+def test_api_key(make_client):
+    client = make_client(api_key="s3cret")
+    body = {"prompt": "hi", "max_tokens": 2}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        routes = (("post", "/v1/completions", body), ("post", "/v1/detect", {"text": "hi"}),
+                  ("get", "/v1/models", None))
+        for method, path, payload in routes:
+            r = client.request(method.upper(), path, json=payload, headers=headers)
+            assert r.status_code == 401, (path, headers)
+            assert r.headers["WWW-Authenticate"] == "Bearer"
+            assert r.json()["error"]["code"] == "invalid_api_key"
+    good = {"Authorization": "Bearer s3cret"}
+    assert client.post("/v1/completions", json=body, headers=good).status_code == 200
+    assert client.post("/v1/detect", json={"text": "hi"}, headers=good).status_code == 200
+    assert client.get("/v1/models", headers=good).status_code == 200
+    assert client.get("/health").json()["auth_required"] is True  # the page asks for the key
+    assert client.get("/").status_code == 200
+
+
+class FakeDetector:
+    name = "fake"
+
+    def score(self, texts):
+        return [0.25 for _ in texts]
+
+
+def test_detect_ranks_equal_a_direct_computation(make_client, model, tokenizer):
+    client = make_client(detector=FakeDetector())
+    text = "hello world, the quick brown fox. Zebra! é"
+    r = client.post("/v1/detect", json={"text": text, "alternatives": 4})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    ids = [tokenizer.eot_token_id, *tokenizer.encode(text)]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids]))[0][0, :-1].float()
+    tokens = data["tokens"]
+    assert [t["id"] for t in tokens] == ids[1:]
+    for i, t in enumerate(tokens):
+        target = ids[i + 1]
+        assert t["rank"] == 1 + int((logits[i] > logits[i, target]).sum())  # 1 = the model's first choice
+        assert t["prob"] == pytest.approx(float(logits[i].softmax(-1)[target]), rel=1e-4)
+        assert t["bucket"] == next(b for b, n in (("top10", 10), ("top100", 100), ("top1000", 1000),
+                                                  ("rest", 10**9)) if t["rank"] <= n)
+        top = logits[i].softmax(-1).topk(4)
+        assert [a["id"] for a in t["top"]] == top.indices.tolist()
+    assert "".join(t["text"] for t in tokens) == text  # pieces join to the text, characters unsplit
+    assert sum(data["counts"].values()) == len(tokens)
+    assert sum(data["fractions"].values()) == pytest.approx(1.0)
+    assert data["fractions"]["top100"] == data["counts"]["top100"] / len(tokens)
+    assert data["detector"] == {"name": "fake", "score": 0.25}
+
+
+def test_models_health_schema_and_page(client):
+    models = client.get("/v1/models").json()
+    assert models["object"] == "list" and models["data"][0]["id"] == "tiny"
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["context_length"] == CONTEXT and health["detector"] is None
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/completions", "/v1/detect", "/v1/models", "/health"} <= set(schema["paths"])
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "Check text" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "innerHTML" not in client.get("/static/app.js").text  # text only ever goes in as text
+
+
+class SlowGPT(GPT):
+    """A GPT that takes 20 ms per forward, so a generation is still running when its client leaves."""
+
+    def forward(self, *args, **kwargs):
+        time.sleep(0.02)
+        return super().forward(*args, **kwargs)
+
+
+@pytest.fixture
+def live_server(tokenizer):
+    """The app under uvicorn on a free loopback port, with a slow model."""
+    app = create_app(tiny_model(tokenizer, cls=SlowGPT), tokenizer, model_name="slow", max_tokens_limit=120)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started)
+    yield app, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_client_disconnect_stops_the_generation(live_server, stream):
+    app, url = live_server
+    scheduler = app.state.scheduler
+    body = {"prompt": "hello", "max_tokens": 120, "seed": 1, "stream": stream}
+    if stream:
+        with httpx.Client() as http, http.stream("POST", f"{url}/v1/completions", json=body) as r:
+            assert r.status_code == 200
+            next(r.iter_lines())  # the first chunk arrived: generation is under way
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/completions", json=body, timeout=0.5)
+    wait_for(lambda: scheduler.stats.cancelled == 1 and scheduler.running == 0)
+    assert scheduler.stats.completed == 0
+    assert scheduler.stats.tokens < 100  # stopped well before 120 tokens (~2.4 s of work)
+
+
+def test_cli_serve_builds_the_app(tmp_path, model, tokenizer, monkeypatch):
+    from gpt2.checkpoint import save_pretrained
+    from gpt2.commands import serve
+
+    save_pretrained(model, tmp_path / "ckpt", tokenizer=tokenizer)
+    detection = pytest.importorskip("gpt2.detection")
+    real = [f"the dog {w} slept by the river today" for w in ("quietly", "calmly", "softly", "happily")] * 3
+    fake = [f"the fox {w} jumps over the lazy dog" for w in ("quick", "brown", "red", "swift")] * 3
+    detector = detection.make_detector("tfidf", min_df=1).fit(real, fake)
+    detector.save(tmp_path / "detector")
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--model", str(tmp_path / "ckpt"), "--max-batch", "2",
+                              "--api-key", "k", "--detector", str(tmp_path / "detector")])
+    assert (args.host, args.port, args.max_queue, args.max_tokens_limit) == ("127.0.0.1", 8000, 64, 512)
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    assert args.func(args) == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
+    with TestClient(seen["app"]) as c:
+        r = c.post("/v1/completions", json={"prompt": "hello", "max_tokens": 8, "seed": 1},
+                   headers={"Authorization": "Bearer k"})
+        assert r.status_code == 200
+        assert texts(r) == reference(model, tokenizer, "hello", max_new_tokens=8, seed=1)
+        assert c.get("/health").json()["max_batch"] == 2
+        text = "the fox swift jumps over the lazy dog"
+        checked = c.post("/v1/detect", json={"text": text}, headers={"Authorization": "Bearer k"}).json()
+        expected = float(detector.score([text])[0])
+        assert checked["detector"] == {"name": "tfidf", "score": pytest.approx(expected)}
