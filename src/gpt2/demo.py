@@ -50,7 +50,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any
     from gpt2.data import TokenDataset, prepare
     from gpt2.sampling import generate_text
     from gpt2.tokenizer import Tokenizer
-    from gpt2.training import Trainer, TrainConfig
+    from gpt2.training import TrainConfig, Trainer
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
