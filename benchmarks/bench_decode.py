@@ -1,30 +1,46 @@
 """Batch-1 greedy decoding speed: this package's `generate` vs transformers' `generate`, same weights.
 
-    .venv/bin/python benchmarks/bench_decode.py [--new-tokens 64] [--repeats 5] [--dtypes fp32 bf16]
+    .venv/bin/python benchmarks/bench_decode.py [--new-tokens 64] [--repeats 5] [--dtypes fp32 bf16 int8]
+    .venv/bin/python benchmarks/bench_decode.py --accuracy CHECKPOINT [--text FILE] [--max-tokens N]
 
 Both models hold the same random weights of the 124M configuration (speed does not depend on the values),
 decode the same prompt greedily to exactly --new-tokens tokens (no EOS stop), in the same process, after a
 warm-up, alternating runs. Reported: new tokens / median wall time over --repeats, prefill included.
+`int8` is ours with `quantize_int8` (int8 weights, float32 activations) against transformers in float32,
+the precision it stands in for; transformers has no int8 path of its own on CPU.
+
+--accuracy measures what the speed costs on a trained checkpoint (random weights say nothing there): the
+mean next-token NLL on --text (default: WikiText-2 test) in fp32, bf16 and int8, and the relative change
+of the bf16/int8 NLL and logits vs fp32. int8 is run through the KV cache 16 tokens at a time, so the int8
+kernel itself (not the wide-input fallback) computes it, as in decoding.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import math
 import os
 import platform
 import statistics
 import time
 
-import torch
-import transformers
+# Sleeping, not spinning, OpenMP waiters: with spinning ones (libgomp's default) torch's 2 threads ran 5-12x
+# slower than 1 thread on the shared 2-core dev box while other jobs held the cores. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2.checkpoint import to_hf_state_dict
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
+from gpt2.quantize import quantize_int8
 from gpt2.sampling import generate
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+WIKITEXT2_TEST = "/work/shared/data/wikitext2/wiki.test.raw"
 
 
 def cpu_model() -> str:
@@ -81,19 +97,78 @@ def time_alternately(fns: list, repeats: int) -> tuple[list[float], list]:
     return [statistics.median(t) for t in times], outputs
 
 
+@torch.inference_mode()
+def window_nll(model: GPT, window: torch.Tensor, chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and summed NLL of next-token prediction over one window (1, T); `chunk` feeds it through the
+    KV cache that many tokens at a time."""
+    if chunk is None:
+        logits = model(window[:, :-1])[0]
+    else:
+        cache = model.new_kv_cache(1, window.size(1))
+        pieces = window[:, :-1].split(chunk, dim=1)
+        logits = torch.cat([model(piece, kv_cache=cache)[0] for piece in pieces], dim=1)
+    logits = logits.float()
+    nll = torch.nn.functional.cross_entropy(logits[0], window[0, 1:], reduction="sum")
+    return logits, nll
+
+
+def accuracy(checkpoint: str, text_path: str, max_tokens: int) -> None:
+    from gpt2.checkpoint import load_pretrained, load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint)
+    with open(text_path, encoding="utf-8") as f:
+        ids = tokenizer.encode(f.read())[:max_tokens]
+    fp32 = load_pretrained(checkpoint).eval()
+    variants = {"fp32": (fp32, None), "bf16": (copy.deepcopy(fp32).to(torch.bfloat16), None),
+                "int8": (quantize_int8(copy.deepcopy(fp32)), 16)}
+    size = fp32.config.n_positions
+    windows = [torch.tensor([ids[i : i + size]]) for i in range(0, len(ids) - 1, size - 1)]
+    windows = [w for w in windows if w.size(1) > 1]
+    nll = dict.fromkeys(variants, 0.0)
+    err = dict.fromkeys(variants, 0.0)
+    top1 = dict.fromkeys(variants, 0)
+    norm = 0.0
+    count = sum(w.size(1) - 1 for w in windows)
+    for w in windows:
+        ref_logits, _ = window_nll(fp32, w, None)
+        norm += ref_logits.square().sum().item()
+        for name, (model, chunk) in variants.items():
+            logits, total = window_nll(model, w, chunk)
+            nll[name] += total.item()
+            err[name] += (logits - ref_logits).square().sum().item()
+            top1[name] += int((logits.argmax(-1) == ref_logits.argmax(-1)).sum())
+    print(f"checkpoint {checkpoint} ({fp32.num_parameters():,} parameters, {fp32.config.n_layer} layers, "
+          f"n_embd {fp32.config.n_embd}); {text_path}: {count:,} predicted tokens in {len(windows)} "
+          f"windows of {size}\n")
+    base = nll["fp32"] / count
+    print(f"{'variant':<8} {'mean NLL':>9} {'ppl':>9} {'NLL vs fp32':>12} {'logits rel. err':>16} "
+          f"{'same argmax':>12}")
+    for name in variants:
+        mean = nll[name] / count
+        print(f"{name:<8} {mean:>9.4f} {math.exp(mean):>9.2f} {100 * (mean / base - 1):>+11.3f}% "
+              f"{(err[name] / norm) ** 0.5:>16.5f} {100 * top1[name] / count:>11.2f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--preset", default="124M")
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, "int8"], default=[*DTYPES, "int8"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--accuracy", metavar="CHECKPOINT", help="measure NLL/logit changes instead of speed")
+    parser.add_argument("--text", default=WIKITEXT2_TEST, help="--accuracy's text (default: WikiText-2 test)")
+    parser.add_argument("--max-tokens", type=int, default=40_000, help="tokens of --text for --accuracy")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.accuracy:
+        accuracy(args.accuracy, args.text, args.max_tokens)
+        return
 
-    print(f"CPU: {cpu_model()}; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {os.getloadavg()[0]:.1f}")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"python {platform.python_version()}")
     print(f"model {args.preset} (random weights), batch 1, greedy, prompt {args.prompt_tokens} tokens, "
@@ -101,21 +176,31 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, 50256, (args.prompt_tokens,), generator=g).tolist()
     ours, hf = build_models(args.preset)
-    rows = []
-    for name in args.dtypes:
-        ours.to(DTYPES[name])
-        hf.to(DTYPES[name])
-        (t_ours, t_hf), (tok_ours, tok_hf) = time_alternately(
-            [lambda: run_ours(ours, prompt, args.new_tokens), lambda: run_hf(hf, prompt, args.new_tokens)],
-            args.repeats)
-        same = sum(a == b for a, b in zip(tok_ours, tok_hf, strict=True))
-        rows.append((name, args.new_tokens / t_ours, args.new_tokens / t_hf, t_hf / t_ours, same))
+    int8 = quantize_int8(copy.deepcopy(ours)) if "int8" in args.dtypes else None
+    run = lambda model: (lambda: run_ours(model, prompt, args.new_tokens))
+    run_theirs = lambda: run_hf(hf, prompt, args.new_tokens)
+    results = {}  # dtype -> (ours seconds, HF seconds, ours tokens, HF tokens)
+    if "fp32" in args.dtypes or int8 is not None:  # one alternation, so int8 and fp32 share HF's timing
+        fns = [run(ours)] * ("fp32" in args.dtypes) + [run(int8)] * (int8 is not None) + [run_theirs]
+        times, outputs = time_alternately(fns, args.repeats)
+        if "fp32" in args.dtypes:
+            results["fp32"] = (times[0], times[-1], outputs[0], outputs[-1])
+        if int8 is not None:
+            results["int8"] = (times[-2], times[-1], outputs[-2], outputs[-1])
+    if "bf16" in args.dtypes:
+        ours.to(torch.bfloat16)
+        hf.to(torch.bfloat16)
+        times, outputs = time_alternately([run(ours), run_theirs], args.repeats)
+        results["bf16"] = (times[0], times[1], outputs[0], outputs[1])
 
-    print(f"{'dtype':<6} {'ours tok/s':>11} {'HF tok/s':>10} {'ours/HF':>8} {'ours ms/tok':>12} "
+    print(f"{'ours':<5} {'HF':<5} {'ours tok/s':>11} {'HF tok/s':>10} {'ours/HF':>8} {'ours ms/tok':>12} "
           f"{'same tokens':>12}")
-    for name, ours_tps, hf_tps, ratio, same in rows:
-        print(f"{name:<6} {ours_tps:>11.1f} {hf_tps:>10.1f} {ratio:>7.2f}x {1000 / ours_tps:>12.1f} "
-              f"{same:>7}/{args.new_tokens}")
+    for name in [d for d in ("fp32", "bf16", "int8") if d in results]:
+        t_ours, t_hf, tok_ours, tok_hf = results[name]
+        same = sum(a == b for a, b in zip(tok_ours, tok_hf, strict=True))
+        n = args.new_tokens
+        print(f"{name:<5} {'fp32' if name == 'int8' else name:<5} {n / t_ours:>11.1f} {n / t_hf:>10.1f} "
+              f"{t_hf / t_ours:>7.2f}x {1000 * t_ours / n:>12.1f} {same:>7}/{n}")
 
 
 if __name__ == "__main__":

@@ -173,7 +173,8 @@ class GPT(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.transformer.wte.weight.dtype
+        """The activations' dtype (LayerNorm's: `quantize_int8` keeps it while weights become int8)."""
+        return self.transformer.ln_f.weight.dtype
 
     def new_kv_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
         max_length = max_length or self.config.n_positions
@@ -226,7 +227,9 @@ class GPT(nn.Module):
             )
             return logits, loss
         if last_logits_only:
-            x = x[:, -1:, :]
+            # contiguous: F.linear of a strided (B, 1, C) view may not fold it into one matrix and instead
+            # broadcast the weight over B (a copy of the vocabulary projection per row)
+            x = x[:, -1:, :].contiguous()
         return self.lm_head(x), None
 
     @staticmethod

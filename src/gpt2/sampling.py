@@ -29,6 +29,9 @@ from gpt2.model import GPT
 # of a distribution whose head sums to exactly p) does not add a token to the nucleus.
 _MASS_TOLERANCE = 1e-6
 _FROM_CONFIG: Any = object()  # default for eos_token_id: the model config's
+# Top-k sampling looks at k + this many candidates, so that tokens tied at the k-th value (common with
+# bfloat16 logits) are all seen and the filter's tie rule can be applied without a full-vocabulary pass.
+_TIE_ROOM = 24
 
 
 class SamplingError(GPT2Error, ValueError):
@@ -291,7 +294,9 @@ def _decode(model: GPT, prompts: list[list[int]], rows: list[_Row], max_new_toke
             else:
                 uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64)
                                         for r in active])
-                tokens = sample_from_logits(filter_logits(logits.double(), **filters), uniforms)
+                tokens = _sample_top_k(logits, uniforms, **filters)
+                if tokens is None:
+                    tokens = sample_from_logits(filter_logits(logits.double(), **filters), uniforms)
             for row, token in zip(active, tokens.tolist(), strict=True):
                 row.add(token)
                 if step == max_new_tokens - 1 and row.finish_reason is None:
@@ -307,6 +312,39 @@ def _decode(model: GPT, prompts: list[list[int]], rows: list[_Row], max_new_toke
             logits = batch.step(tokens)
     finally:
         model.train(was_training)
+
+
+def _sample_top_k(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int | None,
+                  top_p: float | None) -> torch.Tensor | None:
+    """`sample_from_logits(filter_logits(logits.double(), ...), uniforms)` computed on the top-k tokens only.
+
+    The full-vocabulary path spends most of a batched step's sampling time on float64 passes over
+    (B, 50257) logits of which all but k are -inf. Here the one full pass is topk in the logits' own dtype:
+    dividing by a temperature in float64 preserves the order of float32/bfloat16 values, so the kept set
+    (ties at the k-th value going to the lowest ids) is the same; the kept logits, in token-id order, then
+    go through the same float64 temperature, top-p and inverse-CDF steps. The probabilities agree with the
+    full path's up to float64 rounding. Returns None where this does not apply (no top-k, greedy, extreme
+    temperatures, non-finite logits, more ties at the k-th value than the candidates hold); the caller
+    then takes the full path.
+    """
+    B, V = logits.shape
+    if top_k is None or top_k >= V or not 1e-200 <= temperature <= 1e200:
+        return None
+    n = min(V, top_k + _TIE_ROOM)
+    vals, idx = torch.topk(logits, n, dim=-1)  # descending; tied tokens in no particular order
+    kth = vals[:, top_k - 1 : top_k]
+    if not bool(torch.isfinite(vals[:, :top_k]).all()) or (n < V and bool((vals[:, -1:] == kth).any())):
+        return None
+    # The filter keeps the tokens above the k-th value and, of those equal to it, the lowest ids.
+    above = vals > kth
+    room = top_k - above.sum(-1, keepdim=True)
+    tied = torch.where(vals == kth, idx, V).sort(dim=-1).values
+    tied = tied.masked_fill(torch.arange(n, device=idx.device) >= room, V)
+    idx = torch.cat([torch.where(above, idx, V), tied], dim=-1).sort(dim=-1).values[:, :top_k]  # id order
+    kept = logits.gather(-1, idx).double() / temperature
+    if top_p is not None:
+        kept = top_p_filter(kept, top_p)
+    return idx.gather(-1, sample_from_logits(kept, uniforms).unsqueeze(-1)).squeeze(-1)
 
 
 class _Batch:

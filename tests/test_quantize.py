@@ -1,0 +1,125 @@
+"""Weight-only int8: the kernel against a dequantized float32 matmul, the quantized model against fp32."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gpt2.config import GPTConfig
+from gpt2.model import GPT
+from gpt2.quantize import Int8Embedding, Int8Linear, quantize_int8, quantize_weight
+from gpt2.sampling import generate
+
+
+def trained_like_model(seed: int = 0) -> GPT:
+    """A small model with sharper-than-init weights (x4), so logits spread as in a trained model and greedy
+    paths depend on the weights. Biases and LayerNorms randomised so quantizing has them to keep."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(n_layer=2, n_embd=128, n_head=4, vocab_size=503, n_positions=64)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0) if p.dim() == 2 else p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def test_quantize_weight_round_trips_within_half_a_step():
+    w = torch.randn(64, 96) * torch.logspace(-3, 1, 64).unsqueeze(1)  # rows of very different scales
+    w[3] = 0.0  # an all-zero row must not divide by zero
+    q, scales = quantize_weight(w)
+    assert q.dtype == torch.int8 and scales.dtype == torch.bfloat16 and q.abs().max() <= 127
+    error = (q.float() * scales.float().unsqueeze(1) - w).abs()
+    assert torch.all(error <= scales.float().unsqueeze(1) / 2 * (1 + 1e-6))
+    assert torch.all(q[3] == 0)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 20])  # 2 x rows: the int8 kernel (<= 16 rows), the bf16 GEMM path
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_int8_linear_equals_the_dequantized_matmul(rows, dtype):
+    torch.manual_seed(rows)
+    linear = nn.Linear(96, 200, bias=False)
+    q = Int8Linear.from_linear(linear)
+    x = torch.randn(2, rows, 96).to(dtype)
+    y = q(x)
+    assert y.shape == (2, rows, 200) and y.dtype == dtype
+    # Reference: float32 matmul of the same bfloat16 inputs with the dequantized weight. The kernel
+    # accumulates in float32 and rounds to bfloat16 (measured: <= 2^-8 relative), the wide-input path
+    # rounds twice (after the GEMM and after scaling: 2^-7). Besides, float32 accumulation-order noise is
+    # relative to the sum of the products' magnitudes (large where they cancel).
+    xb = x.to(torch.bfloat16).float()
+    reference = xb @ q.dequantize().t()
+    magnitude = xb.abs() @ q.dequantize().abs().t()
+    error = (y.float() - reference).abs()
+    rtol = 2**-8 if 2 * rows <= 16 else 2**-7
+    assert torch.all(error <= rtol * reference.abs() + 1e-5 * magnitude)
+    assert error.max() > 0  # bfloat16 rounding is there: the check is not vacuous
+    with torch.no_grad():  # and the weight is close to the float32 layer's
+        assert (y.float() - linear(x.float())).norm() / linear(x.float()).norm() < 0.01
+
+
+def test_int8_linear_adds_the_bias_in_the_input_dtype():
+    torch.manual_seed(0)
+    linear = nn.Linear(32, 48)
+    with torch.no_grad():
+        linear.bias.normal_()
+    q = Int8Linear.from_linear(linear)
+    no_bias = Int8Linear(q.weight, q.scales, None)
+    x = torch.randn(5, 32)
+    torch.testing.assert_close(q(x), no_bias(x) + linear.bias, rtol=0, atol=0)
+    assert q(x.bfloat16()).dtype == torch.bfloat16
+
+
+def test_quantized_model_is_close_to_fp32():
+    model = trained_like_model()
+    quantized = quantize_int8(copy.deepcopy(model))
+    idx = torch.randint(0, 503, (3, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, loss = model(idx[:, :-1], targets=idx[:, 1:])
+        logits, q_loss = quantized(idx[:, :-1], targets=idx[:, 1:])
+    assert logits.dtype == torch.float32
+    # int8 weights (absmax/127 per row) and bfloat16 matmul inputs: ~1% relative error of the logits
+    relative = ((logits - expected).norm() / expected.norm()).item()
+    assert relative < 0.02, relative
+    assert abs(q_loss.item() - loss.item()) / loss.item() < 0.005
+    assert (logits.argmax(-1) == expected.argmax(-1)).float().mean() > 0.95
+
+
+def test_quantized_greedy_decoding_mostly_agrees_with_fp32():
+    model = trained_like_model(seed=3)
+    quantized = quantize_int8(copy.deepcopy(model))
+    prompts = torch.randint(0, 503, (4, 8), generator=torch.Generator().manual_seed(2)).tolist()
+    fp32 = generate(model, prompts, max_new_tokens=24, temperature=0, eos_token_id=None)
+    int8 = generate(quantized, prompts, max_new_tokens=24, temperature=0, eos_token_id=None)
+    # Greedy paths agree until a near-tie flips, then diverge; compare the first 8 tokens of each row.
+    same = sum(a == b for s, t in zip(fp32, int8, strict=True)
+               for a, b in zip(s.tokens[:8], t.tokens[:8], strict=True))
+    assert same >= 0.9 * 4 * 8, same
+
+
+def test_quantize_keeps_names_ties_and_dtype():
+    model = trained_like_model()
+    names = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    quantized = quantize_int8(model)
+    assert quantized is model and not quantized.training
+    assert {name for name, m in quantized.named_modules() if isinstance(m, Int8Linear)} == names
+    assert isinstance(quantized.transformer.wte, Int8Embedding)
+    assert quantized.transformer.wte.weight is quantized.lm_head.weight  # still one copy of the vocabulary
+    assert quantized.dtype == torch.float32 and quantized.new_kv_cache(1, 8).k.dtype == torch.float32
+    assert quantized.transformer.h[0].attn.c_attn.weight.dtype == torch.int8
+    bf16 = quantize_int8(trained_like_model().to(torch.bfloat16))
+    assert bf16.dtype == torch.bfloat16
+    with torch.no_grad():
+        assert bf16(torch.tensor([[1, 2, 3]]))[0].dtype == torch.bfloat16
+
+
+def test_int8_embedding_dequantizes_rows():
+    model = trained_like_model()
+    wte = model.transformer.wte.weight.detach().clone()
+    quantized = quantize_int8(model)
+    idx = torch.tensor([[0, 5, 502]])
+    rows = quantized.transformer.wte(idx)
+    assert rows.shape == (1, 3, 128) and rows.dtype == torch.float32
+    torch.testing.assert_close(rows[0], quantized.lm_head.dequantize()[idx[0]])
+    assert ((rows[0] - wte[idx[0]]).norm() / wte[idx[0]].norm()) < 0.01
