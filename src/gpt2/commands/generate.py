@@ -16,7 +16,7 @@ examples:
 An empty prompt samples unconditionally (from <|endoftext|>). Text from stdin is used exactly as read,
 trailing newline included."""
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "float32"}  # int8: weights only, see gpt2.quantize
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-eos", action="store_true", help="do not stop at <|endoftext|>")
     p.add_argument("--stream", action="store_true", help="print text as it is generated")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32",
-                   help="weights' precision: fp32 or bf16 (default: fp32)")
+                   help="weights' precision: fp32, bf16 or int8 (int8 weights, fp32 activations; CPU only; "
+                   "fastest for one sample at a time) (default: fp32)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.set_defaults(func=run)
 
@@ -61,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     tokenizer = load_tokenizer(args.model)  # first: it is quick and its errors need no model load
+    if args.dtype == "int8" and torch.device(args.device).type != "cpu":
+        raise sampling.SamplingError(f"--dtype int8 runs on the CPU only; got --device {args.device}")
     model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    if args.dtype == "int8":
+        from gpt2.quantize import quantize_int8
+
+        model = quantize_int8(model)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
     options = dict(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or None,
