@@ -73,7 +73,7 @@ def run_ours(model: GPT, prompt: list[int], new_tokens: int) -> list[int]:
 
 
 def run_hf(model: GPT2LMHeadModel, prompt: list[int], new_tokens: int) -> list[int]:
-    ids = torch.tensor([prompt])
+    ids = torch.tensor([prompt], device=model.device)
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                              max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--preset", default="124M")
     parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, "int8"], default=[*DTYPES, "int8"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (int8 is CPU-only)")
     parser.add_argument("--accuracy", metavar="CHECKPOINT", help="measure NLL/logit changes instead of speed")
     parser.add_argument("--text", default=WIKITEXT2_TEST, help="--accuracy's text (default: WikiText-2 test)")
     parser.add_argument("--max-tokens", type=int, default=40_000, help="tokens of --text for --accuracy")
@@ -176,6 +177,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, 50256, (args.prompt_tokens,), generator=g).tolist()
     ours, hf = build_models(args.preset)
+    ours.to(args.device), hf.to(args.device)
+    if args.device != "cpu":
+        print(f"device: {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
     int8 = quantize_int8(copy.deepcopy(ours)) if "int8" in args.dtypes else None
     run = lambda model: (lambda: run_ours(model, prompt, args.new_tokens))
     run_theirs = lambda: run_hf(hf, prompt, args.new_tokens)

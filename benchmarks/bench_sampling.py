@@ -45,7 +45,7 @@ def run_ours(model, prompts: list[list[int]], new_tokens: int, num_samples: int)
 
 
 def run_hf(model, prompts: list[list[int]], new_tokens: int, num_samples: int) -> list[list[int]]:
-    ids = torch.tensor(prompts)
+    ids = torch.tensor(prompts, device=model.device)
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=TOP_K,
                              max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0,
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     parser.add_argument("--one-prompt", action="store_true", help="one prompt sampled --batch times")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (memory is measured on CPU only)")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
     parser.add_argument("--rss-child", choices=["ours", "hf"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,6 +137,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     prompts = torch.randint(0, 50256, (n_prompts, args.prompt_tokens), generator=g).tolist()
     ours, hf = build_models(args.preset)
+    ours.to(args.device), hf.to(args.device)
+    if args.device != "cpu":
+        print(f"device: {torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}")
     rows = []
     for name in args.dtypes:
         ours.to(DTYPES[name])
@@ -152,7 +156,7 @@ def main() -> None:
         bf16, fp32 = rows[args.dtypes.index("bf16")], rows[args.dtypes.index("fp32")]
         print(f"ours bf16 / HF bf16: {bf16[1] / bf16[2]:.2f}x; ours bf16 / HF fp32: {bf16[1] / fp32[2]:.2f}x")
 
-    if args.no_rss:
+    if args.no_rss or args.device != "cpu":
         return
     print("\npeak RSS while decoding, bf16 weights (MB = 1e6 bytes; 'extra' = peak - RSS before the model)")
     print(f"{'impl':<5} {'batch':>5} {'weights':>8} {'cache':>7} {'extra':>7} "

@@ -273,6 +273,44 @@ def test_time_budget_fixes_a_decay_length_stops_and_saves(dataset, tmp_path, mon
     assert state["step"] == summary["step"] and state["decay_steps"] == decay
 
 
+def test_time_budget_refits_the_decay_when_steps_slow_down(dataset, tmp_path, monkeypatch):
+    """A fake clock: 0.1 s per step, 0.2 s from step 31 on (load arriving), a 10 s budget. Calibrated at
+    step 3 for 90 steps, the run can do only 65; without re-fitting it would stop at 72% of the cosine
+    (lr 18% of the way from min_lr to the peak). Re-fitting at evaluations brings it to min_lr by the end,
+    the learning rate falling continuously; a resume restores the re-fitted schedule."""
+    import gpt2.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "_CALIBRATION_SKIP", 1)
+    monkeypatch.setattr(trainer_module, "_CALIBRATION_STEPS", 2)
+    clock = [0.0]
+
+    class FakeTime:
+        monotonic = staticmethod(lambda: clock[0])
+        perf_counter = staticmethod(time.perf_counter)  # tokens/s stays real
+
+    monkeypatch.setattr(trainer_module, "time", FakeTime)
+    original = Trainer._train_step
+
+    def slow_step(self):
+        clock[0] += 0.1 if self.step < 30 else 0.2
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_train_step", slow_step)
+    trainer = Trainer(run_config(dataset, tmp_path / "t", time_budget_s=10.0, eval_interval=5, warmup_steps=2,
+                                 lr=3e-3, min_lr=3e-4), progress=False)
+    summary = trainer.train()
+    assert summary["step"] in (65, 66)
+    lrs = [r["lr"] for r in metrics(tmp_path / "t") if "lr" in r]
+    after_warmup = lrs[2:]
+    assert all(b <= a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:], strict=False))
+    assert max(a - b for a, b in zip(after_warmup, after_warmup[1:], strict=False)) < 0.1 * 2.7e-3
+    assert lrs[-1] < 3e-4 + 0.02 * 2.7e-3, lrs[-5:]
+    state = checkpointing.load_state(tmp_path / "t" / "checkpoint")
+    assert state["decay_steps"] == trainer.decay_steps and state["schedule_anchor"] is not None
+    resumed = Trainer.resume(tmp_path / "t", progress=False)
+    assert (resumed.decay_steps, resumed.schedule_anchor) == (trainer.decay_steps, trainer.schedule_anchor)
+
+
 def test_a_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypatch):
     trainer = Trainer(run_config(dataset, tmp_path / "r", max_steps=4, eval_interval=2), progress=False)
     trainer.train(stop_at_step=2)
@@ -319,6 +357,22 @@ def test_lr_schedule():
     assert lr_at(1000, lr=1.0, min_lr=0.1, warmup_steps=10, decay_steps=None) == 1.0
 
 
+def test_anchored_lr_schedule_continues_the_cosine():
+    """Anchoring at a step with the progress reached there gives the same value at that step, and the
+    default anchor is the plain schedule."""
+    kw = dict(lr=1.0, min_lr=0.1, warmup_steps=10)
+    assert all(lr_at(s, **kw, decay_steps=110, anchor=(10, 0.0)) == lr_at(s, **kw, decay_steps=110)
+               for s in range(0, 130))
+    from gpt2.training.optim import cosine_progress
+
+    p = cosine_progress(40, 10, 110)
+    assert p == pytest.approx(0.3)
+    assert lr_at(40, **kw, decay_steps=70, anchor=(40, p)) == pytest.approx(lr_at(40, **kw, decay_steps=110))
+    assert lr_at(55, **kw, decay_steps=70, anchor=(40, p)) == pytest.approx(  # halfway through the rest
+        0.1 + 0.45 * (1 + math.cos(math.pi * 0.65)))
+    assert lr_at(70, **kw, decay_steps=70, anchor=(40, p)) == 0.1
+
+
 def test_weight_decay_groups_follow_nanogpt():
     model = GPT(GPTConfig.from_preset("nano", vocab_size=100))
     opt = make_optimizer(model, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), eps=1e-8, device_type="cpu")
@@ -349,3 +403,48 @@ def test_config_checks():
         config.grad_accum(seq_len=64, world_size=2)
     assert TrainConfig(data="d", out="o", model_size="nano", max_tokens=10_000).total_steps(1024) == 10
     assert math.isclose(TrainConfig(data="d", out="o", model_size="nano", max_steps=1).final_lr, 6e-5)
+
+
+def _page_faults_of_reallocation(megabytes: int = 64, rounds: int = 4) -> int:
+    """Minor page faults while a large tensor is allocated, written and freed again `rounds` times, after
+    twice as many untimed rounds: what each training step does with its logits and their gradients. With
+    freed memory retained, the first rounds may still grow the heap (small objects settle in the freed
+    block), then it is reused: after a Trainer was built, rounds 1 and 3-5 faulted, later ones never."""
+    import resource
+
+    def once() -> None:
+        t = torch.ones(megabytes * 2**18)  # float32: 4 bytes each
+        del t
+
+    for _ in range(2 * rounds):
+        once()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        once()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_cpu_training_reuses_freed_memory_instead_of_faulting_it_back_in(dataset, tmp_path, monkeypatch):
+    """glibc hands blocks above 32 MiB back with munmap, so each reallocation faults every page in again
+    (64 MiB = 16,384 pages of 4 KiB); while a Trainer holds the setting they are reused, and close()
+    restores glibc's defaults once no other holder is left."""
+    from gpt2.training import memory
+
+    libc = memory._glibc()
+    if libc is None:
+        pytest.skip("not glibc: malloc is left alone")
+    monkeypatch.setattr(memory, "_holders", 0)  # Trainers of other tests that were never closed hold it
+    memory._apply(libc, retain=False)
+    assert _page_faults_of_reallocation() > 4 * 16_384 * 0.9  # the default: fresh pages every time
+    trainer = Trainer(run_config(dataset, tmp_path / "m", max_steps=1), progress=False)
+    assert trainer._restore_malloc is not None and memory._holders == 1
+    second = memory.retain_freed_memory()  # another holder: the first one's close must not undo it
+    trainer.close()
+    assert _page_faults_of_reallocation() < 1000
+    applied = []
+    monkeypatch.setattr(memory, "_apply", lambda libc, retain: applied.append(retain) or False)
+    second()
+    second()  # idempotent
+    # The defaults come back once, with the last holder. (Page faults cannot show it here: freed holes left
+    # inside the heap by earlier tests keep serving large blocks until the heap's top is trimmed.)
+    assert memory._holders == 0 and applied == [False]

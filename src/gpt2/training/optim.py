@@ -22,15 +22,30 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
 
 
-def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, decay_steps: int | None) -> float:
+def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, decay_steps: int | None,
+          anchor: tuple[int, float] | None = None) -> float:
     """The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, then cosine decay to
     `min_lr` at `decay_steps`, then flat. Without `decay_steps` (a run bounded only by time) it stays at
-    `lr` after warmup."""
+    `lr` after warmup.
+
+    `anchor` = (step a, progress p) says the cosine had reached progress p (0 = top, 1 = bottom) at step a
+    and covers the rest evenly up to `decay_steps`: a run whose time budget is re-fitted mid-run moves
+    `decay_steps` and anchors at the current step, so the learning rate stays continuous. The default,
+    (warmup_steps, 0), is the plain schedule."""
     if step < warmup_steps:
         return lr * (step + 1) / (warmup_steps + 1)
     if decay_steps is None:
         return lr
     if step >= decay_steps:
         return min_lr
-    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * cosine_progress(step, warmup_steps, decay_steps,
+                                                                     anchor))) * (lr - min_lr)
+
+
+def cosine_progress(step: int, warmup_steps: int, decay_steps: int,
+                    anchor: tuple[int, float] | None = None) -> float:
+    """How far down the cosine step `step` is, from 0 (peak) to 1 (min_lr at `decay_steps`)."""
+    start, done = anchor if anchor is not None else (warmup_steps, 0.0)
+    if step >= decay_steps:
+        return 1.0
+    return min(1.0, max(0.0, done + (1.0 - done) * (step - start) / max(1, decay_steps - start)))

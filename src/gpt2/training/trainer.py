@@ -18,7 +18,7 @@ from gpt2.config import GPTConfig
 from gpt2.data import BatchLoader, TokenDataset, eval_batches
 from gpt2.errors import GPT2Error
 from gpt2.model import GPT
-from gpt2.training import checkpointing, distributed
+from gpt2.training import checkpointing, distributed, memory
 from gpt2.training.config import MODEL_OVERRIDES, TrainConfig
 from gpt2.training.metrics import (
     PLOT_FILE,
@@ -28,12 +28,18 @@ from gpt2.training.metrics import (
     peak_flops,
     plot_losses,
 )
-from gpt2.training.optim import lr_at, make_optimizer
+from gpt2.training.optim import cosine_progress, lr_at, make_optimizer
 
 # A run bounded only by time has no step count to decay the learning rate over, so it times some steps
 # and fixes one (saved with checkpoints, so resuming stays exact). The first steps are slow (allocation,
 # compilation) and are not timed; evaluations and checkpoints also take time, hence the margin.
 _CALIBRATION_SKIP, _CALIBRATION_STEPS, _CALIBRATION_MARGIN = 3, 20, 0.9
+# That first estimate misses changes of load and the cost of evaluations: on a shared 2-core machine a
+# 5-minute run calibrated at 204 steps ran 302, a third of them at min_lr. So the invocation that
+# calibrated re-fits the decay at evaluations, from the step rate between evaluations (one evaluation and
+# checkpoint included, so their cost is counted), over windows of at least _CALIBRATION_STEPS steps. The
+# cosine continues from where it is (optim.lr_at's anchor), so the learning rate stays continuous.
+_REPLAN_MARGIN = 0.97
 # Drawing loss.png costs about 0.3 s; at frequent evaluations it is redrawn at most this often (and always
 # at the end of `train`).
 _PLOT_EVERY_S = 30.0
@@ -78,6 +84,9 @@ class Trainer:
         self.total_steps = config.total_steps(self.tokens_per_step)
         self.warmup_steps = config.warmup(self.total_steps)
         self.decay_steps = self.total_steps  # set by calibration for a run bounded only by time
+        self.schedule_anchor: tuple[int, float] | None = None  # see optim.lr_at; moved by re-fits
+        self._replan_mark: tuple[float, int] | None = None  # (time, step) where the rate window started
+        self._replanning = False
         self.compiled = torch.compile(self.raw_model) if config.compile else self.raw_model
         self.model = self._wrap_ddp(self.compiled)
         self.optimizer = make_optimizer(self.raw_model, lr=config.lr, weight_decay=config.weight_decay,
@@ -98,6 +107,9 @@ class Trainer:
         n_params = self.raw_model.num_parameters()
         self.flops_per_token = flops_per_token(self.raw_model.config, n_params, self.seq_len)
         self.peak, self.peak_source = self._peak()
+        # On CPU, reuse the memory of the last step instead of page-faulting gigabytes back in (memory.py);
+        # last, so that a constructor that raises leaves malloc alone.
+        self._restore_malloc = memory.retain_freed_memory() if self.device.type == "cpu" else None
 
     @classmethod
     def resume(cls, run_dir: str | Path, progress: bool = True, **overrides: Any) -> Trainer:
@@ -188,6 +200,8 @@ class Trainer:
         self.last_val_loss = state.get("val_loss")
         if self.total_steps is None:
             self.decay_steps = state.get("decay_steps")
+            anchor = state.get("schedule_anchor")
+            self.schedule_anchor = (int(anchor[0]), float(anchor[1])) if anchor is not None else None
         rng = state["rng"]
         if len(rng) == self.dist.world_size:
             checkpointing.restore_rng(rng[self.dist.rank])
@@ -217,6 +231,8 @@ class Trainer:
             bar.update(1)
             if done or self.step % (self.config.save_interval or self.config.eval_interval) == 0:
                 self.save_checkpoint()
+            if self._replanning and not done and self.step % self.config.eval_interval == 0:
+                self._replan(start, bar)
         bar.close()
         self._plot()
         return {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
@@ -239,10 +255,38 @@ class Trainer:
         elif steps_here == _CALIBRATION_SKIP + _CALIBRATION_STEPS:
             per_step = self.dist.max((now - self._calibration_start) / _CALIBRATION_STEPS)  # ranks agree
             remaining = self.config.time_budget_s - (now - start)
-            self.decay_steps = self.step + int(_CALIBRATION_MARGIN * remaining / per_step)
+            # Each rank reads its own clock: agree on one step count, or their learning rates would differ.
+            self.decay_steps = int(self.dist.max(self.step + int(_CALIBRATION_MARGIN * remaining / per_step)))
+            self._replanning = True
             bar.total = self.decay_steps
             self.log(f"time budget: about {self.decay_steps} steps at {per_step:.3g} s/step; the learning "
                      "rate decays over them")
+
+    def _replan(self, start: float, bar) -> None:
+        """At an evaluation step: re-fit the decay to the time left, at the rate since the window began."""
+        now = time.monotonic()
+        if self._replan_mark is None:  # the first window starts at an evaluation, as all later ones do
+            self._replan_mark = (now, self.step)
+            return
+        mark_time, mark_step = self._replan_mark
+        if self.step - mark_step < _CALIBRATION_STEPS:
+            return
+        self._replan_mark = (now, self.step)
+        if self.step >= self.decay_steps:
+            return  # already at min_lr: the cosine does not climb back
+        per_step = self.dist.max((now - mark_time) / (self.step - mark_step))
+        remaining = self.config.time_budget_s - (now - start)
+        end = int(self.dist.max(self.step + max(1, int(_REPLAN_MARGIN * remaining / per_step))))
+        if end == self.decay_steps:
+            return
+        if self.step >= self.warmup_steps:
+            progress = cosine_progress(self.step, self.warmup_steps, self.decay_steps, self.schedule_anchor)
+            self.schedule_anchor = (self.step, progress)
+        if abs(end - self.decay_steps) > 0.05 * self.decay_steps:
+            self.log(f"time budget: re-fitted to about {end} steps (was {self.decay_steps}) at "
+                     f"{per_step:.3g} s/step")
+        self.decay_steps = end
+        bar.total = end
 
     def _finished(self, start: float, stop_at_step: int | None) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:
@@ -255,7 +299,7 @@ class Trainer:
     def _train_step(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         lr = lr_at(self.step, lr=self.config.lr, min_lr=self.config.final_lr,
-                   warmup_steps=self.warmup_steps, decay_steps=self.decay_steps)
+                   warmup_steps=self.warmup_steps, decay_steps=self.decay_steps, anchor=self.schedule_anchor)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
@@ -333,7 +377,7 @@ class Trainer:
                 "step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
                 "optimizer": self.optimizer.state_dict(), "loader": self.loader.state_dict(), "rng": rng,
                 "world_size": self.dist.world_size, "train_config": self.config.to_dict(),
-                "decay_steps": self.decay_steps,
+                "decay_steps": self.decay_steps, "schedule_anchor": self.schedule_anchor,
             }
             metadata = {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
                         "data": str(self.config.data), "init_from": self.config.init_from}
@@ -391,6 +435,9 @@ class Trainer:
 
     def close(self) -> None:
         distributed.teardown(self.dist)
+        if self._restore_malloc is not None:
+            self._restore_malloc()
+            self._restore_malloc = None
 
 
 def _set_dropout(model: GPT, p: float) -> None:
