@@ -27,14 +27,16 @@ def test_demo_writes_every_artifact_and_beats_the_unigram_baseline(tmp_path):
     torch.set_num_threads(1)  # a model this small trains faster on one thread
     try:
         cfg = DemoConfig(out=str(tmp_path / "demo"), time_budget_s=25, corpus_bytes=300_000, vocab_size=512,
-                         n_layer=2, n_head=2, n_embd=64, seq_len=64, batch_size=8, lr=3e-3, max_new_tokens=12)
+                         n_layer=2, n_head=2, n_embd=64, seq_len=64, batch_size=8, lr=3e-3, max_new_tokens=12,
+                         detection_pairs=36, detection_prompt_tokens=8, detection_tokens=32)
         summary = run_demo(cfg, progress=False, log=lambda *_: None)
     finally:
         torch.set_num_threads(threads)
 
     out = tmp_path / "demo"
     for name in ("summary.json", "samples.md", "tokenizer/tokenizer.json", "data/manifest.json",
-                 "run/metrics.jsonl", "run/checkpoint/config.json", "run/checkpoint/model.safetensors"):
+                 "run/metrics.jsonl", "run/checkpoint/config.json", "run/checkpoint/model.safetensors",
+                 "detection/results.json", "detection/results.md", "detection/roc.png"):
         assert (out / name).is_file(), name
     assert list((out / "run").glob("*.png")), "no loss curve picture"
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
@@ -43,6 +45,17 @@ def test_demo_writes_every_artifact_and_beats_the_unigram_baseline(tmp_path):
     assert math.isclose(summary["val_perplexity"], math.exp(summary["val_loss"]))
     # 25 s of training on Python source is enough to learn more than token frequencies.
     assert summary["val_loss"] < summary["unigram_val_loss"], summary
+
+    # Detection: 36 pairs = 18 train + 6 valid + 12 test pairs, every demo detector reported on the test set.
+    detection = summary["detection"]
+    assert (detection["pairs"], detection["test_pairs"]) == (36, 12)
+    report = json.loads((out / "detection" / "results.json").read_text())
+    assert [r["detector"] for r in report] == [d["detector"] for d in detection["detectors"]] == [
+        "tfidf", "gltr", "loglik", "logrank", "fast-detectgpt"]
+    assert all(r["human"] == r["machine"] == 12 and 0.0 <= r["auroc"] <= 1.0 for r in report)
+    # The zero-shot log-likelihood is computed by the demo model itself: its own samples score higher than
+    # text it never saw (the white-box case detection papers start from), so it separates them.
+    assert report[2]["auroc"] > 0.6, report[2]["auroc"]
 
     # The checkpoint is a normal HF directory: transformers loads it with equal logits.
     transformers = pytest.importorskip("transformers")
@@ -53,3 +66,26 @@ def test_demo_writes_every_artifact_and_beats_the_unigram_baseline(tmp_path):
     x = torch.randint(0, 512, (1, 32))
     with torch.no_grad():
         torch.testing.assert_close(ours(x)[0], theirs(x).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_heldout_pairs_come_from_validation_documents_round_robin(tmp_path):
+    """Every window is cut from a document that `prepare` puts in the val split (never trained on), windows
+    are consecutive and non-overlapping within a document, and documents take turns."""
+    from gpt2.corpus import write_jsonl
+    from gpt2.data import is_validation
+    from gpt2.demo import DEMO_VAL_FRACTION, heldout_pairs
+
+    class Chars:  # a character-level stand-in for the demo's BPE: token i = character i of the document
+        def encode(self, text):
+            return [ord(c) for c in text]
+
+    docs = [chr(0x4E00 + i) * (10 + i) for i in range(400)]  # document i: one distinct character repeated
+    corpus = tmp_path / "c.jsonl"
+    write_jsonl(iter(docs), corpus)
+    cfg = DemoConfig(detection_pairs=30, detection_prompt_tokens=2, detection_tokens=3)
+    pairs = heldout_pairs(corpus, Chars(), cfg)
+    assert len(pairs) == 30 and all(len(p) == 2 and len(c) == 3 for p, c in pairs)
+    sources = [p[0] - 0x4E00 for p, _ in pairs]
+    val = [i for i in range(400) if is_validation(i, cfg.seed, DEMO_VAL_FRACTION)]
+    assert set(sources) <= set(val)
+    assert sources[: len(val)] == val[: len(sources)]  # first round: each val document once, in order

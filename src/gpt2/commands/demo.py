@@ -12,6 +12,8 @@ Everything it needs is on the machine already: the corpus is the running Python'
   data/             token shards + manifest.json
   run/              training run: metrics.jsonl, loss_curve.png, checkpoint/ (HF layout)
   samples.md        continuations of a few prompts (top-k 40)
+  detection/        detectors (TF-IDF, GLTR, zero-shot) telling the model's continuations from held-out
+                    text: results.json, results.md, roc.png
   summary.json      figures: validation loss vs the unigram baseline, sizes, timings
 
 Then: gpt2 generate --model OUT/run/checkpoint "def main():" """
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="train a small GPT-2 on Python's standard library and sample from it (no download)",
         description="The whole pipeline in a few minutes on a CPU: corpus -> BPE -> shards -> training -> "
-        "samples -> validation loss against a unigram baseline.",
+        "samples -> validation loss against a unigram baseline -> synthetic-text detection.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"validation loss {s['val_loss']:.3f} nats/token (perplexity {s['val_perplexity']:.1f}); "
           f"unigram baseline {s['unigram_val_loss']:.3f} (perplexity {s['unigram_val_perplexity']:.1f})")
+    print("detection (model continuations vs held-out text, AUROC): " + ", ".join(
+        f"{d['detector']} {d['auroc']:.3f}" for d in s["detection"]["detectors"]))
     print(f"first sample:\n{s['samples'][0]['prompt']}{s['samples'][0]['text']}")
-    print(f"\nEverything is in {s['out']}/ (summary.json, samples.md, run/loss_curve.png, run/checkpoint/)")
+    print(f"\nEverything is in {s['out']}/ (summary.json, samples.md, detection/, run/loss_curve.png, run/checkpoint/)")
     print(f"Try: gpt2 generate --model {s['checkpoint']} \"def main():\"")
     return 0

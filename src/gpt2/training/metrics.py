@@ -25,7 +25,8 @@ _GPU_PEAKS = [
 ]
 # CPU FLOPs per cycle per core: AMX does 1024 bf16 FLOPs/cycle (Intel's figure); AVX-512 with two FMA
 # units does 2 x 16 lanes x 2 = 64 fp32 FLOPs, AVX2 half that.
-_CPU_FLOPS_PER_CYCLE = {"amx_bf16": 1024, "avx512f": 64, "avx2": 32}
+# AVX512-BF16's dot product (vdpbf16ps) does two bf16 products per fp32 lane: twice AVX-512's FLOPs.
+_CPU_FLOPS_PER_CYCLE = {"amx_bf16": 1024, "avx512_bf16": 128, "avx512f": 64, "avx2": 32}
 
 
 def flops_per_token(config: GPTConfig, n_params: int, seq_len: int) -> float:
@@ -47,7 +48,9 @@ def peak_flops(device: torch.device, bf16: bool) -> tuple[float | None, str]:
         return None, f"{name}: no datasheet peak known; pass --peak-tflops"
     if device.type == "cpu":
         flags, mhz = _cpu_info()
-        kind = "amx_bf16" if bf16 and "amx_bf16" in flags else "avx512f" if "avx512f" in flags else "avx2"
+        kind = ("amx_bf16" if bf16 and "amx_bf16" in flags else
+                "avx512_bf16" if bf16 and "avx512_bf16" in flags else
+                "avx512f" if "avx512f" in flags else "avx2")
         threads = torch.get_num_threads()
         per_cycle = _CPU_FLOPS_PER_CYCLE[kind]
         how = f"CPU estimate: {threads} threads x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
