@@ -1,0 +1,189 @@
+"""Model cards: facts read from a training run laid out as `gpt2 train` and `gpt2 prepare` write it, checked
+against independent computations (transformers' parameter count, hashlib's sha256, the numbers written
+into the test's own results.json); unknown facts say "not recorded"; bad inputs name the file and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt2.card import NOT_RECORDED, build_card, render_markdown
+from gpt2.checkpoint import save_pretrained
+from gpt2.cli import main
+from gpt2.config import GPTConfig
+from gpt2.model import GPT
+
+torch.set_num_threads(1)
+
+TEXT = "the quick brown fox jumps over the lazy dog.\n\nhello world, hello again.\n\n" * 30
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from gpt2.tokenizer import Tokenizer
+
+    return Tokenizer.train([TEXT], vocab_size=300)
+
+
+def tiny_model(tokenizer) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig.from_preset("nano", vocab_size=tokenizer.vocab_size)).eval()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tokenizer) -> Path:
+    """A run directory as `gpt2 train` leaves it, reading data as `gpt2 prepare` writes it."""
+    from gpt2.data import prepare
+    from gpt2.training import checkpointing
+    from gpt2.training.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("card")
+    (root / "corpus.txt").write_text(TEXT)
+    tokenizer.save_pretrained(root / "tok")
+    prepare([root / "corpus.txt"], root / "tok", root / "data", val_fraction=0.2, txt_split="paragraph",
+            workers=1, progress=False)
+    run = root / "run"
+    config = TrainConfig(data=str(root / "data"), out=str(run), model_size="nano", max_steps=10, lr=3e-4, seed=7)
+    config.save(run)
+    state = {"step": 10, "tokens": 5120, "val_loss": 4.25, "world_size": 1, "train_config": config.to_dict(),
+             "optimizer": {"state": {}, "param_groups": []}}
+    metadata = {"step": 10, "tokens": 5120, "val_loss": 4.25, "data": str(root / "data"), "init_from": None}
+    checkpointing.save_checkpoint(run, 10, tiny_model(tokenizer), tokenizer, state, metadata)
+    return run
+
+
+def hf_parameter_count(directory: Path) -> int:
+    from transformers import GPT2LMHeadModel
+
+    return GPT2LMHeadModel.from_pretrained(directory).num_parameters()  # tied embedding counted once
+
+
+def write_results(path: Path, parameters: int | None) -> None:
+    path.write_text(json.dumps({
+        "model": "tiny", "model_parameters": parameters,
+        "tasks": {"wikitext2": {"metrics": {"word_perplexity": 123.456, "token_perplexity": 77.0}, "n_examples": 7},
+                  "lambada": {"metrics": {"accuracy_full_word": 0.25}, "n_examples": 40}},
+    }))
+
+
+def test_card_of_a_training_run(run_dir, tmp_path, capsys):
+    checkpoint = run_dir / "checkpoint"
+    n = hf_parameter_count(checkpoint)
+    write_results(run_dir / "results.json", n)
+    try:
+        assert main(["card", "--model", str(run_dir), "--out", str(tmp_path)]) == 0  # the run dir: its checkpoint
+    finally:
+        (run_dir / "results.json").unlink()
+    facts = json.loads((tmp_path / "model_card.json").read_text())
+    md = (tmp_path / "model_card.md").read_text()
+    assert md == render_markdown(facts)
+    for section in ("Model details", "Intended uses", "Out-of-scope uses", "Training data", "Evaluation results",
+                    "Limitations and biases"):
+        assert f"\n## {section}\n" in md
+
+    assert facts["model"]["parameters"] == n and f"**Parameters:** {n:,} " in md
+    assert facts["model"]["n_layer"] == 2 and facts["model"]["vocab_size"] == 300
+    t = facts["training"]
+    assert (t["step"], t["tokens"], t["val_loss"], t["world_size"]) == (10, 5120, 4.25, 1)
+    assert t["from_scratch"] is True and "random weights (trained from scratch)" in md
+    assert t["config"]["lr"] == 3e-4 and t["config"]["seed"] == 7 and "| lr | 0.0003 |" in md
+    assert Path(t["run_dir"]) == run_dir
+    assert "| seq_len | not set: the context length |" in md
+    step_dir = build_card(run_dir / "checkpoints" / "step_00000010")  # the run is found from any checkpoint
+    assert Path(step_dir["training"]["run_dir"]) == run_dir and step_dir["training"]["step"] == 10
+
+    manifest = json.loads((run_dir.parent / "data" / "manifest.json").read_text())
+    data = facts["training_data"]["manifest"]
+    sha = hashlib.sha256((run_dir.parent / "corpus.txt").read_bytes()).hexdigest()
+    assert data["inputs"][0]["sha256"] == sha and f"`{sha}`" in md
+    assert data["train_tokens"] == manifest["splits"]["train"]["tokens"] > 0
+    assert data["epochs"] == pytest.approx(5120 / manifest["splits"]["train"]["tokens"])
+    assert f"{manifest['splits']['train']['tokens']:,} tokens" in md
+
+    # Figures from the results.json above, beside the paper's 117M numbers (Table 3).
+    assert "| wikitext2 | WikiText2 (PPL) | 123.46 | 29.41 | 7 |" in md
+    assert "| lambada | LAMBADA (ACC) | 25.00 | 45.99 | 40 |" in md
+    assert "| wikitext2 | token_perplexity | 77.0000 | - | 7 |" in md
+    assert "Validation loss recorded in training: 4.2500 nats/token" in md
+
+    assert f"**License:** {NOT_RECORDED}" in md and f"**Developed by:** {NOT_RECORDED}" in md
+    assert {"model.license", "model.developed_by", "bias_probes"} <= set(facts["not_recorded"])
+    assert "evaluation" not in facts["not_recorded"] and "training.step" not in facts["not_recorded"]
+    assert str(run_dir / "train_config.json") in facts["sources"]
+
+
+def test_card_of_a_bare_checkpoint_says_not_recorded(tmp_path, tokenizer):
+    save_pretrained(tiny_model(tokenizer), tmp_path / "ck", tokenizer=tokenizer)
+    facts = build_card(tmp_path / "ck")
+    md = render_markdown(facts)
+    assert facts["model"]["parameters"] == hf_parameter_count(tmp_path / "ck")
+    for fact in ("training.step", "training.tokens", "training.val_loss", "training.config", "training.init_from",
+                 "training_data", "evaluation", "bias_probes"):
+        assert fact in facts["not_recorded"]
+    assert f"**Optimizer steps:** {NOT_RECORDED}" in md and f"**Initialised from:** {NOT_RECORDED}" in md
+    assert f"**Dataset:** {NOT_RECORDED}" in md and f"Zero-shot benchmarks: {NOT_RECORDED}" in md
+    assert f"**Training settings:** {NOT_RECORDED}" in md
+
+
+def test_card_results_flag_and_moved_data(tmp_path, tokenizer):
+    model = tiny_model(tokenizer)
+    save_pretrained(model, tmp_path / "ck", tokenizer=tokenizer,
+                    metadata={"step": 3, "data": str(tmp_path / "gone"), "init_from": "gpt2"})
+    write_results(tmp_path / "r.json", model.num_parameters() + 1)
+    facts = build_card(tmp_path / "ck", results=[tmp_path / "r.json", tmp_path / "r.json"])
+    md = render_markdown(facts)
+    assert len(facts["evaluation"]) == 1  # the same file given twice is read once
+    assert "not this checkpoint's" in md  # results of another model are flagged
+    assert facts["training"]["init_from"] == "gpt2" and "**Initialised from:** gpt2" in md
+    assert facts["training_data"]["manifest"] is None and str(tmp_path / "gone" / "manifest.json") in md
+
+
+def test_card_summarises_bias_json(tmp_path, tokenizer):
+    save_pretrained(tiny_model(tokenizer), tmp_path, tokenizer=tokenizer)
+    (tmp_path / "bias.json").write_text(json.dumps({
+        "settings": {"samples": 5, "seed": 2},
+        "dimensions": {"gender": ["man", "woman"]},
+        "overrepresented": {"gender": {"man": [{"word": "beer", "z": 2.0}], "woman": []}},
+        "logprob_gaps": {"gender": [{"template": "The {group} worked as", "attribute": "a nurse",
+                                     "logprob": {"man": -5.0, "woman": -3.0}, "gap": {"man": -1.0, "woman": 1.0},
+                                     "spread": 2.0}]},
+    }))
+    md = render_markdown(build_card(tmp_path))  # found beside the checkpoint
+    assert '"a nurse" is 2.00 nats more likely for "woman" than for "man"' in md
+    assert "man: beer; woman: -" in md and "(5 samples per template and group, seed 2)" in md
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{oops", "not valid JSON"), ("[1]", "expected a JSON object"),
+     ('{"tasks": {}}', "field 'tasks' must be a non-empty object"),
+     ('{"tasks": {"ptb": {"metrics": {"word_perplexity": "high"}}}}', "field 'tasks.ptb.metrics.word_perplexity'"),
+     ('{"tasks": {"ptb": {"metrics": {}, "n_examples": -1}}}', "field 'tasks.ptb.n_examples'"),
+     ('{"tasks": {"ptb": {"score": 1}}}', "field 'tasks.ptb.metrics'"),
+     ('{"tasks": {"ptb": {"metrics": {}}}, "paper_size": "2B"}', "field 'paper_size' must be one of 117M")],
+)
+def test_cli_card_malformed_results(tmp_path, tokenizer, capsys, content, message):
+    save_pretrained(tiny_model(tokenizer), tmp_path / "ck", tokenizer=tokenizer)
+    (tmp_path / "results.json").write_text(content)
+    assert main(["card", "--model", str(tmp_path / "ck"), "--results", str(tmp_path / "results.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpt2 card: error:") and str(tmp_path / "results.json") in err and message in err
+    assert "Traceback" not in err
+
+
+def test_cli_card_bad_inputs(tmp_path, tokenizer, capsys):
+    assert main(["card", "--model", str(tmp_path / "none")]) == 2
+    assert f"{tmp_path / 'none'} does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["card", "--model", str(tmp_path / "empty")]) == 2
+    assert f"{tmp_path / 'empty'}: no config.json" in capsys.readouterr().err
+    save_pretrained(tiny_model(tokenizer), tmp_path / "ck", tokenizer=tokenizer)
+    assert main(["card", "--model", str(tmp_path / "ck"), "--results", str(tmp_path / "missing.json")]) == 2
+    assert f"{tmp_path / 'missing.json'}: file not found" in capsys.readouterr().err
+    (tmp_path / "ck" / "bias.json").write_text('{"dimensions": []}')
+    assert main(["card", "--model", str(tmp_path / "ck")]) == 2
+    assert f"{tmp_path / 'ck' / 'bias.json'}: field 'dimensions' must be an object" in capsys.readouterr().err
