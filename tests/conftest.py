@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,18 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference data {path} is absent (it lives outside the project, in ../shared/data)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tiny models
+    gain nothing from threads, and on a busy 2-core machine threads cost 10x."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +68,25 @@ def gpt2_tokenizer(tmp_path_factory, gpt2_vocab_file):
         yield Tokenizer.from_pretrained("gpt2")
     finally:
         patch.undo()
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator[str]:
+    """Run an ASGI app under uvicorn on a free loopback port in a daemon thread; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -19,6 +19,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+from conftest import shared_data
+from gpt2.cli import main
 from gpt2.detection import (
     DETECTORS,
     ZERO_SHOT,
@@ -34,17 +36,8 @@ from gpt2.detection.data import read_texts, real_data_splits
 from gpt2.detection.report import evaluate, transfer_matrix, write_report
 from gpt2.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 N_CTX = 48
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine threads cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 # ---- metrics ----
@@ -398,9 +391,7 @@ def test_read_texts_utf8_error_and_missing(tmp_path):
 
 
 def test_real_data_split():
-    directory = SHARED / "data" / "gpt2-output"
-    if not directory.is_dir():
-        pytest.skip(f"reference data {directory} is absent (it lives outside the project, in ../shared/data)")
+    directory = shared_data("gpt2-output")
     splits = real_data_splits(directory)
     counts = {k: (len(v.real), len(v.fake)) for k, v in splits.items()}
     assert counts == {"train": (158, 158), "valid": (264, 264), "test": (265, 265)}
@@ -438,15 +429,7 @@ def test_evaluate_and_report(tmp_path, data):
     assert paths["roc"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def cli(argv, monkeypatch):
-    from gpt2 import cli as gpt2_cli
-
-    missing = [c for c in ("outputs", "detect") if c not in gpt2_cli.COMMANDS]
-    monkeypatch.setattr(gpt2_cli, "COMMANDS", [*gpt2_cli.COMMANDS, *missing])
-    return gpt2_cli.main(argv)
-
-
-def test_cli_detect(tmp_path, data, ck, monkeypatch, capsys):
+def test_cli_detect(tmp_path, data, ck, capsys):
     d = tmp_path / "data"
     d.mkdir()
     for split, (real, fake) in data.items():
@@ -457,34 +440,33 @@ def test_cli_detect(tmp_path, data, ck, monkeypatch, capsys):
              "--real", str(d / "webtext.train.jsonl"),
              "--fake", str(d / "a.train.jsonl"), "--valid-real", str(d / "webtext.valid.jsonl"),
              "--valid-fake", str(d / "a.valid.jsonl"), "--out", str(tmp_path / "det")]
-    assert cli(train, monkeypatch) == 0
+    assert main(train) == 0
     assert json.loads(capsys.readouterr().out)["detector"] == "tfidf"
     ev = ["detect", "eval", str(tmp_path / "det"), "--real", str(d / "webtext.test.jsonl"), "--fake",
           str(d / "a.test.jsonl"), "--out", str(tmp_path / "ev")]
-    assert cli(ev, monkeypatch) == 0
+    assert main(ev) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["auroc"] == 1.0 and shown["length_unit"] == "tokens" and "tpr_at_0.1pct_fpr" in shown
     assert {p.name for p in (tmp_path / "ev").iterdir()} == {"results.json", "results.md", "roc.png"}
 
     score = ["detect", "score", str(tmp_path / "det"), "the sun is warm", "--model", str(ck), "--top-k", "2"]
-    assert cli(score, monkeypatch) == 0
+    assert main(score) == 0
     out = json.loads(capsys.readouterr().out)
     assert 0 <= out["probability"] <= 1 and len(out["tokens"][0]["top_k"]) == 2
     assert "".join(t["token"] for t in out["tokens"]) == "the sun is warm"
 
     matrix = ["detect", "matrix", "--data-dir", str(d), "--sources", "a", "b", "--detector", "tfidf",
               "--min-df", "2", "--out", str(tmp_path / "m")]
-    assert cli(matrix, monkeypatch) == 0
+    assert main(matrix) == 0
     result = json.loads((tmp_path / "m" / "matrix.json").read_text())
     assert set(result["cells"]) == {"a", "b"} and result["cells"]["a"]["a"]["accuracy"] == 1.0
     assert "| trained on \\ tested on | a | b |" in capsys.readouterr().out
 
     (d / "broken.jsonl").write_text('{"text": "fine"}\n{"txt": "oops"}\n')
     bad = [*train[:8], "--fake", str(d / "broken.jsonl"), "--out", str(tmp_path / "x")]
-    assert cli(bad, monkeypatch) == 2
+    assert main(bad) == 2
     assert "broken.jsonl:2: no \"text\" field" in capsys.readouterr().err
-    assert cli(["detect", "train", "--detector", "gltr", "--real", "r", "--fake", "f", "--out", "o"],
-               monkeypatch) == 2
+    assert main(["detect", "train", "--detector", "gltr", "--real", "r", "--fake", "f", "--out", "o"]) == 2
     assert "--model" in capsys.readouterr().err
 
 

@@ -16,20 +16,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import shared_data
 from gpt2.errors import DataError
 from gpt2.evaluation import cbt, detokenize, lambada, perplexity, prompted, report, scoring, winograd
 from gpt2.evaluation.base import TaskResult
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 N_CTX = 64
-
-
-def shared_file(*parts: str) -> Path:
-    path = SHARED.joinpath("data", *parts)
-    if not path.is_file():
-        pytest.skip(f"reference data {path} is absent (it lives outside the project, in ../shared/data)")
-    return path
 
 
 # ---- models ----
@@ -148,6 +141,16 @@ def test_score_continuations_match_transformers_and_ignore_padding(model, hf_mod
         scoring.score_continuations(model, [([], [1])])
 
 
+
+def test_multiple_choice_picks_and_totals():
+    S = scoring.ContinuationScore
+    scores = [S([-1.0, -2.0]), S([-0.5]), S([-4.0]),  # example 0: three candidates
+              S([-2.0]), S([-1.0, -1.0])]  # example 1: two, tied: the first wins
+    assert scoring.best_candidates(scores, [3, 2]) == [1, 0]
+    assert scoring.total_nll(scores) == scoring.NLL(11.5, 7)
+    with pytest.raises(ValueError, match="add up to 4"):
+        scoring.best_candidates(scores, [2, 2])
+
 # ---- perplexity tasks ----
 
 def test_word_count_and_perplexity_normalisation_by_hand():
@@ -181,8 +184,8 @@ def test_evaluate_lm_normalises_by_original_words(model, gpt2_tokenizer, task, f
 
 
 def test_real_test_sets_have_the_published_word_counts():
-    assert perplexity.load_lm_text("wikitext2", shared_file("wikitext2", "wiki.test.tokens")).words == 245_569
-    assert perplexity.load_lm_text("ptb", shared_file("ptb", "ptb.test.txt")).words == 82_430
+    assert perplexity.load_lm_text("wikitext2", shared_data("wikitext2", "wiki.test.tokens")).words == 245_569
+    assert perplexity.load_lm_text("ptb", shared_data("ptb", "ptb.test.txt")).words == 82_430
 
 
 def test_enwik8_and_text8_readers(monkeypatch):
@@ -223,7 +226,7 @@ def test_ptb_detokenizer_by_hand():
 
 @pytest.mark.parametrize("name", ["wiki.test.tokens", "wiki.valid.tokens"])
 def test_wikitext_detokenizer_inverts_on_real_lines(name):
-    lines = shared_file("wikitext2", name).read_text(encoding="utf-8").split("\n")[:-1]
+    lines = shared_data("wikitext2", name).read_text(encoding="utf-8").split("\n")[:-1]
     detok = [detokenize.detokenize_wikitext_line(line) for line in lines]
     failures = [line for line, d in zip(lines, detok, strict=True)
                 if detokenize.retokenize_wikitext_line(d) != line]
@@ -237,7 +240,7 @@ def test_wikitext_detokenizer_inverts_on_real_lines(name):
 
 @pytest.mark.parametrize("name", ["ptb.test.txt", "ptb.valid.txt"])
 def test_ptb_detokenizer_inverts_on_every_real_line(name):
-    lines = shared_file("ptb", name).read_text(encoding="utf-8").split("\n")[:-1]
+    lines = shared_data("ptb", name).read_text(encoding="utf-8").split("\n")[:-1]
     for line in lines:
         assert detokenize.retokenize_ptb_line(detokenize.detokenize_ptb_line(line)) == line
 
@@ -292,7 +295,7 @@ def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_toke
 
 
 def test_lambada_reads_the_real_file():
-    examples = lambada.read_lambada(shared_file("lambada", "lambada_test.jsonl"))
+    examples = lambada.read_lambada(shared_data("lambada", "lambada_test.jsonl"))
     assert len(examples) == 5153
     assert examples[0].target == "signs" and examples[0].context.endswith("I don't care about")
     assert all(ex.target and " " not in ex.target for ex in examples)
@@ -301,7 +304,7 @@ def test_lambada_reads_the_real_file():
 # ---- WSC and CBT ----
 
 def test_wsc273_from_the_real_xml():
-    path = shared_file("wsc", "WSCollection.xml")
+    path = shared_data("wsc", "WSCollection.xml")
     schemas = winograd.read_wsc(path)
     assert len(schemas) == 273 and len(winograd.read_wsc(path, limit=None)) == 285
     assert all(len(s.candidates) == 2 and s.label in (0, 1) and s.txt2 and s.pronoun for s in schemas)

@@ -69,6 +69,17 @@ def test_logits_and_loss_match_transformers():
     assert not torch.isclose(masked, loss)
 
 
+def test_hidden_states_match_transformers_last_hidden_state():
+    ours, hf = tiny_pair(seed=8)
+    idx = torch.randint(0, 97, (2, 25), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        hidden = ours.hidden_states(idx)
+        expected = hf.transformer(idx).last_hidden_state  # after ln_f, as ours
+        logits, _ = ours(idx)
+    assert hidden.shape == (2, 25, 64)
+    torch.testing.assert_close(hidden, expected, **TOL)
+    torch.testing.assert_close(ours.lm_head(hidden), logits, **TOL)
+
 def test_kv_cache_decoding_equals_full_forward():
     ours, _ = tiny_pair(seed=2)
     idx = torch.randint(0, 97, (2, 30), generator=torch.Generator().manual_seed(3))
@@ -173,33 +184,3 @@ def test_last_logits_only_equals_the_full_forwards_last_position():
     assert last.shape == cached.shape == (3, 1, 97)
     torch.testing.assert_close(last, full[:, -1:], **TOL)
     torch.testing.assert_close(cached, full[:, -1:], **TOL)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_top_k_sampler_on_candidates_equals_the_full_vocabulary_path(dtype):
-    """`generate` samples top-k from the k (+ a few) candidates only; same tokens as filter_logits +
-    sample_from_logits over the whole vocabulary, ties at the k-th value included (common in bfloat16)."""
-    from gpt2.sampling import _sample_top_k, filter_logits, sample_from_logits
-
-    g = torch.Generator().manual_seed(0)
-    compared = 0
-    for trial in range(60):
-        V = (1000, 50, 41)[trial % 3]
-        logits = (torch.randn(8, V, generator=g) * 3).to(dtype)
-        if trial % 4 == 0:
-            logits = logits.round()  # many ties
-        u = torch.rand(8, generator=g, dtype=torch.float64)
-        for options in (dict(temperature=1.0, top_k=40, top_p=None), dict(temperature=0.7, top_k=5, top_p=0.8),
-                        dict(temperature=1.3, top_k=1, top_p=None)):
-            fast = _sample_top_k(logits, u, **options)
-            if fast is not None:
-                expected = sample_from_logits(filter_logits(logits.double(), **options), u)
-                assert fast.tolist() == expected.tolist(), (trial, options)
-                compared += 8
-    assert compared > 1000
-    flat = torch.zeros(2, 100)  # more tokens tie at the k-th value than the candidates hold: full path
-    assert _sample_top_k(flat, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
-    nan = torch.randn(2, 100)
-    nan[1, 3] = float("nan")
-    assert _sample_top_k(nan, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
-    assert _sample_top_k(torch.randn(2, 100), torch.rand(2, dtype=torch.float64), 1.0, None, 0.9) is None

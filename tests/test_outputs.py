@@ -17,6 +17,7 @@ import torch
 
 from gpt2 import outputs
 from gpt2.checkpoint import save_pretrained
+from gpt2.cli import main
 from gpt2.config import GPTConfig
 from gpt2.errors import DataError
 from gpt2.model import GPT
@@ -24,15 +25,7 @@ from gpt2.sampling import generate
 
 MAX_NEW = 12
 SPLITS = "6:3:3"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine threads cost 10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads cost more than they give
 
 
 @pytest.fixture(scope="module")
@@ -305,14 +298,6 @@ def test_human_side(tmp_path, tokenizer):
 
 # ---- the CLI ----
 
-def cli(argv, monkeypatch):
-    from gpt2 import cli as gpt2_cli
-
-    missing = [c for c in ("outputs", "detect") if c not in gpt2_cli.COMMANDS]
-    monkeypatch.setattr(gpt2_cli, "COMMANDS", [*gpt2_cli.COMMANDS, *missing])
-    return gpt2_cli.main(argv)
-
-
 def test_cli_outputs_shards_merge_and_human(tmp_path, checkpoint, reference, monkeypatch, capsys):
     corpus = tmp_path / "docs.txt"
     corpus.write_text("the sun is warm, and so is the sand.\n\nthe cat sat on the mat.\n\n" * 10)
@@ -321,17 +306,17 @@ def test_cli_outputs_shards_merge_and_human(tmp_path, checkpoint, reference, mon
             str(MAX_NEW), "--out", str(out), "--no-progress", "-b", "5"]
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli([*base, "--seed", "1"], monkeypatch) == 0  # shard 1/2 from torchrun's variables
+    assert main([*base, "--seed", "1"]) == 0  # shard 1/2 from torchrun's variables
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
-    assert cli([*base, "--shard", "0/2", "--human-corpus", str(corpus), "--human-txt-split", "paragraph"],
-               monkeypatch) == 0  # no --seed: read back from the manifest
+    assert main([*base, "--shard", "0/2", "--human-corpus", str(corpus), "--human-txt-split",
+                 "paragraph"]) == 0  # no --seed: read back from the manifest
     text = capsys.readouterr().out
     assert "seed 1" in text and "gpt2 outputs --merge" in text and "human side" in text
-    assert cli(["outputs", "--merge", "--out", str(out)], monkeypatch) == 0
+    assert main(["outputs", "--merge", "--out", str(out)]) == 0
     assert files(out) == reference
     assert len((out / "webtext.valid.jsonl").read_text().splitlines()) == 3
-    assert cli(["outputs", "-m", str(checkpoint), "--split", "0.5:0.5", "--out", str(out)], monkeypatch) == 2
+    assert main(["outputs", "-m", str(checkpoint), "--split", "0.5:0.5", "--out", str(out)]) == 2
     assert "give the total number of samples (--n)" in capsys.readouterr().err
 
 

@@ -18,12 +18,15 @@ from gpt2.errors import GPT2Error
 from gpt2.model import GPT
 from gpt2.sampling import (
     Sample,
+    SampleRow,
     SamplingError,
     apply_temperature,
     filter_logits,
     generate,
     generate_text,
+    left_pad,
     sample_from_logits,
+    sample_tokens,
     stream,
     top_k_filter,
     top_p_filter,
@@ -147,6 +150,53 @@ def test_empirical_distribution_matches_the_filtered_probabilities(options):
     dof = int(support.sum()) - 1
     assert dof >= 2
     assert chi2 < dof + 5 * math.sqrt(2 * dof), (chi2, dof)  # far below: a wrong distribution gives ~100s
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_top_k_sampler_on_candidates_equals_the_full_vocabulary_path(dtype):
+    """`generate` samples top-k from the k (+ a few) candidates only; same tokens as filter_logits +
+    sample_from_logits over the whole vocabulary, ties at the k-th value included (common in bfloat16)."""
+    from gpt2.sampling import _sample_top_k
+
+    g = torch.Generator().manual_seed(0)
+    compared = 0
+    for trial in range(60):
+        V = (1000, 50, 41)[trial % 3]
+        logits = (torch.randn(8, V, generator=g) * 3).to(dtype)
+        if trial % 4 == 0:
+            logits = logits.round()  # many ties
+        u = torch.rand(8, generator=g, dtype=torch.float64)
+        for options in (dict(temperature=1.0, top_k=40, top_p=None), dict(temperature=0.7, top_k=5, top_p=0.8),
+                        dict(temperature=1.3, top_k=1, top_p=None)):
+            fast = _sample_top_k(logits, u, **options)
+            if fast is not None:
+                expected = sample_from_logits(filter_logits(logits.double(), **options), u)
+                assert fast.tolist() == expected.tolist(), (trial, options)
+                compared += 8
+    assert compared > 1000
+    flat = torch.zeros(2, 100)  # more tokens tie at the k-th value than the candidates hold: full path
+    assert _sample_top_k(flat, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
+    nan = torch.randn(2, 100)
+    nan[1, 3] = float("nan")
+    assert _sample_top_k(nan, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
+    assert _sample_top_k(torch.randn(2, 100), torch.rand(2, dtype=torch.float64), 1.0, None, 0.9) is None
+
+
+def test_sample_tokens_draws_one_number_per_row_from_its_own_stream():
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
+    rows = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
+    fresh = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
+    assert sample_tokens(logits, rows, 0, None, None).tolist() == logits.argmax(-1).tolist()  # greedy: no draw
+    for options in ((0.8, None, 0.9), (1.0, 5, None)):
+        u = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64) for r in fresh])
+        expected = sample_from_logits(filter_logits(logits.double(), *options), u)
+        assert sample_tokens(logits, rows, *options).tolist() == expected.tolist(), options
+
+
+def test_left_pad_aligns_prompts_at_the_right():
+    idx, mask = left_pad([[5, 6, 7], [8]])
+    assert idx.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
 # ---- generation against references ----

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +16,7 @@ import torch.nn.functional as F
 import uvicorn
 from fastapi.testclient import TestClient
 
+from conftest import serve_in_thread
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.sampling import generate
@@ -449,16 +448,8 @@ class SlowGPT(GPT):
 def live_server(tokenizer):
     """The app under uvicorn on a free loopback port, with a slow model."""
     app = create_app(tiny_model(tokenizer, cls=SlowGPT), tokenizer, model_name="slow", max_tokens_limit=120)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started)
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield app, url
 
 
 @pytest.mark.parametrize("stream", [True, False])

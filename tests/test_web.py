@@ -8,15 +8,13 @@ never `playwright install`: it downloads a browser)."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
-import uvicorn
 
+from conftest import serve_in_thread
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.sampling import generate
@@ -92,19 +90,8 @@ def model(tokenizer):
 @pytest.fixture(scope="module")
 def server_url(model, tokenizer):
     app = create_app(model, tokenizer, model_name="nano-demo", detector=FakeDetector())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

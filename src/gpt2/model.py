@@ -197,6 +197,29 @@ class GPT(nn.Module):
         batch (left padding); positions then count real tokens only, so a padded row computes what it
         would alone.
         """
+        x = self.hidden_states(idx, kv_cache=kv_cache, attention_mask=attention_mask, position_ids=position_ids)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100
+            )
+            return logits, loss
+        if last_logits_only:
+            # contiguous: F.linear of a strided (B, 1, C) view may not fold it into one matrix and instead
+            # broadcast the weight over B (a copy of the vocabulary projection per row)
+            x = x[:, -1:, :].contiguous()
+        return self.lm_head(x), None
+
+    def hidden_states(
+        self,
+        idx: torch.Tensor,
+        *,
+        kv_cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The final hidden states (B, T, n_embd), after `ln_f`: what `lm_head` reads, and what HF's
+        GPT2Model returns as `last_hidden_state`. The arguments are `forward`'s."""
         B, T = idx.shape
         past = kv_cache.length if kv_cache is not None else 0
         total = past + T
@@ -218,19 +241,7 @@ class GPT(nn.Module):
             x = block(x, mask, is_causal, kv_cache, i)
         if kv_cache is not None:
             kv_cache.length = total
-        x = self.transformer.ln_f(x)
-
-        if targets is not None:
-            logits = self.lm_head(x)
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100
-            )
-            return logits, loss
-        if last_logits_only:
-            # contiguous: F.linear of a strided (B, 1, C) view may not fold it into one matrix and instead
-            # broadcast the weight over B (a copy of the vocabulary projection per row)
-            x = x[:, -1:, :].contiguous()
-        return self.lm_head(x), None
+        return self.transformer.ln_f(x)
 
     @staticmethod
     def _attention_mask(

@@ -349,28 +349,15 @@ def _runs(ids: Sequence[int], size: int) -> Iterable[list[int]]:
 
 
 def sample_rows(model, tokenizer, ids: list[int], spec: OutputSpec) -> list[dict[str, Any]]:
-    """Samples for consecutive `ids` in one batch, as dataset rows."""
-    samples = _generate_block(model, tokenizer, ids[0], len(ids), spec)
+    """Samples for consecutive `ids` in one batch, as dataset rows; sample `i` draws from the stream (seed, i)."""
+    from gpt2.sampling import generate
+
+    eot = tokenizer.eot_token_id
+    samples = generate(model, [[eot]], max_new_tokens=spec.max_new_tokens, temperature=spec.temperature,
+                       top_k=spec.sampling.top_k, top_p=spec.sampling.top_p, seed=spec.seed, eos_token_id=eot,
+                       tokenizer=tokenizer, num_samples=len(ids), first_sample=ids[0])
     return [{"id": i, "ended": s.finish_reason == "eos", "length": len(s.tokens), "text": s.text}
             for i, s in zip(ids, samples, strict=True)]
-
-
-def _generate_block(model, tokenizer, first: int, count: int, spec: OutputSpec):
-    """`count` unconditional samples whose random streams are those of sample indices first, first+1, ...
-
-    `sampling.generate` numbers samples from 0; its internals take a first index (as `stream` uses), so
-    this goes one level down. TODO: switch to `generate(..., first_sample=first)` once it has that option.
-    """
-    from gpt2 import sampling
-
-    filters = sampling._check_filters(spec.temperature, spec.sampling.top_k, spec.sampling.top_p)
-    eot = tokenizer.eot_token_id
-    prompts, rows = sampling._make_rows(model, [[eot]], spec.max_new_tokens, count, spec.seed, eot, None,
-                                        tokenizer, first_sample=first)
-    for _ in sampling._decode(model, prompts, rows, spec.max_new_tokens, count, filters):
-        pass
-    return [sampling.Sample(r.prompt_index, r.sample_index, r.tokens, r.final_text(),
-                            r.finish_reason or "length") for r in rows]
 
 
 # ---- shards ----

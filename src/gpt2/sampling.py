@@ -2,7 +2,8 @@
 
 The filters are small pure functions on logits (B, V) and compose in the order HF and openai/gpt-2 use:
 temperature -> top-k -> top-p. `generate` decodes every prompt x sample in one left-padded batch over one
-KV cache and drops rows as they finish.
+KV cache and drops rows as they finish. The server's scheduler, which batches the rows of many requests,
+is built from the same pieces: `SampleRow`, `sample_tokens` and `left_pad`.
 
 Randomness is per row: a row's `torch.Generator` is seeded from (seed, sample_index) and draws one uniform
 number per step, which picks a token by inverting the cumulative distribution (in float64). A prompt
@@ -179,8 +180,16 @@ def stream(
     return pieces()
 
 
-class _Row:
-    """One sequence being generated: its random stream, tokens, decoded text and why it finished."""
+# ---- the pieces: one row's state, one sampling step, left padding ----
+
+class SampleRow:
+    """One sequence being generated: its random stream, tokens, decoded text and why it finished.
+
+    The stream is seeded from (seed, sample_index) alone, so a row draws the same numbers whichever batch it
+    is in; `sample_tokens` draws one uniform number from it per step. With a tokenizer the row decodes as it
+    goes and finishes at the first of its `stop` strings; `eos` (None: never) finishes it too.
+    `finish_reason` stays None until then; the caller sets 'length' when it stops feeding tokens.
+    """
 
     def __init__(self, prompt_index: int, sample_index: int, seed: int, eos: int | None,
                  stop: list[str], tokenizer: Any | None) -> None:
@@ -195,6 +204,7 @@ class _Row:
         self.stop_at: int | None = None
 
     def add(self, token: int) -> None:
+        """Take the next token: EOS finishes the row (and is not kept); others are kept and decoded."""
         if token == self.eos:
             self.finish_reason = "eos"
             return
@@ -208,6 +218,7 @@ class _Row:
             self.finish_reason, self.stop_at = "stop", min(hits)
 
     def final_text(self) -> str | None:
+        """The finished row's text, ending before its stop string (None without a tokenizer)."""
         if self.tokenizer is None:
             return None
         if self.stop_at is not None:
@@ -220,98 +231,17 @@ class _Row:
         return self.text[: len(self.text) - held]
 
 
-def _check(ok: bool, name: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise SamplingError(f"{name} must be {expected}; got {value!r}")
-
-
-def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> dict[str, Any]:
-    _check(isinstance(temperature, int | float) and temperature >= 0, "temperature",
-           "a number >= 0 (0 = greedy)", temperature)
-    _check(top_k is None or (isinstance(top_k, int) and top_k >= 1), "top_k", "an integer >= 1 or None",
-           top_k)
-    _check(top_p is None or (isinstance(top_p, int | float) and 0 < top_p <= 1), "top_p",
-           "a number in (0, 1] or None", top_p)
-    return dict(temperature=temperature, top_k=top_k, top_p=top_p)
-
-
-def _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop, tokenizer,
-               first_sample: int = 0) -> tuple[list[list[int]], list[_Row]]:
-    """Validate; return the prompts (empty ones started, long ones cut) and a _Row per prompt x sample."""
-    config = model.config
-    _check(isinstance(max_new_tokens, int) and 0 <= max_new_tokens < config.n_positions, "max_new_tokens",
-           f"an integer in [0, {config.n_positions - 1}] (the context holds {config.n_positions} tokens)",
-           max_new_tokens)
-    _check(isinstance(num_samples, int) and num_samples >= 1, "num_samples", "an integer >= 1", num_samples)
-    _check(isinstance(first_sample, int) and first_sample >= 0, "first sample index", "an integer >= 0",
-           first_sample)
-    stop = [stop] if isinstance(stop, str) else list(stop or [])
-    _check(all(isinstance(s, str) and s for s in stop), "stop", "a list of non-empty strings", stop)
-    if stop and tokenizer is None:
-        raise SamplingError("stop strings need a tokenizer to turn tokens into text; pass tokenizer=")
-    eos = config.eos_token_id if eos_token_id is _FROM_CONFIG else eos_token_id
-    _check(seed is None or isinstance(seed, int), "seed", "an integer or None", seed)
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
-
-    if isinstance(prompts, torch.Tensor):
-        prompts = prompts.tolist()
-    if len(prompts) == 0 or not isinstance(prompts[0], Sequence):
-        prompts = [prompts]  # one prompt as a flat list (empty = unconditional)
-    limit = config.n_positions - max_new_tokens
-    out = []
-    for i, prompt in enumerate(prompts):
-        ids = [int(t) for t in prompt] or [config.bos_token_id]
-        bad = [t for t in ids if not 0 <= t < config.vocab_size]
-        if bad:
-            raise SamplingError(f"prompt {i}: token ids {bad[:5]} are outside the vocabulary "
-                                f"[0, {config.vocab_size - 1}]")
-        if len(ids) > limit:
-            warnings.warn(f"prompt {i} has {len(ids)} tokens but only {limit} fit before {max_new_tokens} "
-                          f"new ones in the {config.n_positions}-token context; dropped the first "
-                          f"{len(ids) - limit} tokens", stacklevel=3)
-            ids = ids[-limit:]
-        out.append(ids)
-    samples = range(first_sample, first_sample + num_samples)
-    rows = [_Row(p, s, seed, eos, stop, tokenizer) for p in range(len(out)) for s in samples]
-    return out, rows
-
-
-def _decode(model: GPT, prompts: list[list[int]], rows: list[_Row], max_new_tokens: int, num_samples: int,
-            filters: dict[str, Any]) -> Iterator[None]:
-    """Generate into `rows` (prompt-major, `num_samples` per prompt), yielding after every step."""
-    if max_new_tokens == 0:
-        return
-    was_training = model.training
-    model.eval()  # dropout off; restored below
-    try:
-        batch = _Batch(model, prompts, max_new_tokens)
-        logits = batch.prefill(num_samples)
-        active = rows
-        for step in range(max_new_tokens):
-            if filters["temperature"] == 0:
-                tokens = logits.argmax(-1)
-            else:
-                uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64)
-                                        for r in active])
-                tokens = _sample_top_k(logits, uniforms, **filters)
-                if tokens is None:
-                    tokens = sample_from_logits(filter_logits(logits.double(), **filters), uniforms)
-            for row, token in zip(active, tokens.tolist(), strict=True):
-                row.add(token)
-                if step == max_new_tokens - 1 and row.finish_reason is None:
-                    row.finish_reason = "length"
-            yield
-            keep = [i for i, row in enumerate(active) if row.finish_reason is None]
-            if not keep:
-                break
-            if len(keep) < len(active):  # drop finished rows: no compute on sequences that have ended
-                active = [active[i] for i in keep]
-                tokens = tokens[keep]
-                batch.select(torch.tensor(keep, device=batch.device))
-            logits = batch.step(tokens)
-    finally:
-        model.train(was_training)
+def sample_tokens(logits: torch.Tensor, rows: Sequence[SampleRow], temperature: float, top_k: int | None,
+                  top_p: float | None) -> torch.Tensor:
+    """One token per row of `logits` (B, V): the argmax at temperature 0 (no random number drawn), else a
+    draw through the filters with one uniform number from each row's own stream (`rows`, in batch order)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64) for r in rows])
+    tokens = _sample_top_k(logits, uniforms, temperature, top_k, top_p)
+    if tokens is None:
+        tokens = sample_from_logits(filter_logits(logits.double(), temperature, top_k, top_p), uniforms)
+    return tokens
 
 
 def _sample_top_k(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int | None,
@@ -347,22 +277,117 @@ def _sample_top_k(logits: torch.Tensor, uniforms: torch.Tensor, temperature: flo
     return idx.gather(-1, sample_from_logits(kept, uniforms).unsqueeze(-1)).squeeze(-1)
 
 
+def left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts as one (B, T) batch aligned at the right, so that every row's next token goes in the same
+    column, and its attention mask (B, T; 1 = token, 0 = padding). CPU tensors."""
+    width = max(map(len, prompts))
+    idx = torch.zeros(len(prompts), width, dtype=torch.long)
+    mask = torch.zeros(len(prompts), width, dtype=torch.long)
+    for i, ids in enumerate(prompts):
+        idx[i, width - len(ids):] = torch.tensor(ids)
+        mask[i, width - len(ids):] = 1
+    return idx, mask
+
+
+# ---- generate's plumbing ----
+
+def _check(ok: bool, name: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise SamplingError(f"{name} must be {expected}; got {value!r}")
+
+
+def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> dict[str, Any]:
+    _check(isinstance(temperature, int | float) and temperature >= 0, "temperature",
+           "a number >= 0 (0 = greedy)", temperature)
+    _check(top_k is None or (isinstance(top_k, int) and top_k >= 1), "top_k", "an integer >= 1 or None",
+           top_k)
+    _check(top_p is None or (isinstance(top_p, int | float) and 0 < top_p <= 1), "top_p",
+           "a number in (0, 1] or None", top_p)
+    return dict(temperature=temperature, top_k=top_k, top_p=top_p)
+
+
+def _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop, tokenizer,
+               first_sample: int = 0) -> tuple[list[list[int]], list[SampleRow]]:
+    """Validate; return the prompts (empty ones started, long ones cut) and a SampleRow per prompt x sample."""
+    config = model.config
+    _check(isinstance(max_new_tokens, int) and 0 <= max_new_tokens < config.n_positions, "max_new_tokens",
+           f"an integer in [0, {config.n_positions - 1}] (the context holds {config.n_positions} tokens)",
+           max_new_tokens)
+    _check(isinstance(num_samples, int) and num_samples >= 1, "num_samples", "an integer >= 1", num_samples)
+    _check(isinstance(first_sample, int) and first_sample >= 0, "first sample index", "an integer >= 0",
+           first_sample)
+    stop = [stop] if isinstance(stop, str) else list(stop or [])
+    _check(all(isinstance(s, str) and s for s in stop), "stop", "a list of non-empty strings", stop)
+    if stop and tokenizer is None:
+        raise SamplingError("stop strings need a tokenizer to turn tokens into text; pass tokenizer=")
+    eos = config.eos_token_id if eos_token_id is _FROM_CONFIG else eos_token_id
+    _check(seed is None or isinstance(seed, int), "seed", "an integer or None", seed)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
+
+    if isinstance(prompts, torch.Tensor):
+        prompts = prompts.tolist()
+    if len(prompts) == 0 or not isinstance(prompts[0], Sequence):
+        prompts = [prompts]  # one prompt as a flat list (empty = unconditional)
+    limit = config.n_positions - max_new_tokens
+    out = []
+    for i, prompt in enumerate(prompts):
+        ids = [int(t) for t in prompt] or [config.bos_token_id]
+        bad = [t for t in ids if not 0 <= t < config.vocab_size]
+        if bad:
+            raise SamplingError(f"prompt {i}: token ids {bad[:5]} are outside the vocabulary "
+                                f"[0, {config.vocab_size - 1}]")
+        if len(ids) > limit:
+            warnings.warn(f"prompt {i} has {len(ids)} tokens but only {limit} fit before {max_new_tokens} "
+                          f"new ones in the {config.n_positions}-token context; dropped the first "
+                          f"{len(ids) - limit} tokens", stacklevel=3)
+            ids = ids[-limit:]
+        out.append(ids)
+    samples = range(first_sample, first_sample + num_samples)
+    rows = [SampleRow(p, s, seed, eos, stop, tokenizer) for p in range(len(out)) for s in samples]
+    return out, rows
+
+
+def _decode(model: GPT, prompts: list[list[int]], rows: list[SampleRow], max_new_tokens: int,
+            num_samples: int, filters: dict[str, Any]) -> Iterator[None]:
+    """Generate into `rows` (prompt-major, `num_samples` per prompt), yielding after every step."""
+    if max_new_tokens == 0:
+        return
+    was_training = model.training
+    model.eval()  # dropout off; restored below
+    try:
+        batch = _Batch(model, prompts, max_new_tokens)
+        logits = batch.prefill(num_samples)
+        active = rows
+        for step in range(max_new_tokens):
+            tokens = sample_tokens(logits, active, **filters)
+            for row, token in zip(active, tokens.tolist(), strict=True):
+                row.add(token)
+                if step == max_new_tokens - 1 and row.finish_reason is None:
+                    row.finish_reason = "length"
+            yield
+            keep = [i for i, row in enumerate(active) if row.finish_reason is None]
+            if not keep:
+                break
+            if len(keep) < len(active):  # drop finished rows: no compute on sequences that have ended
+                active = [active[i] for i in keep]
+                tokens = tokens[keep]
+                batch.select(torch.tensor(keep, device=batch.device))
+            logits = batch.step(tokens)
+    finally:
+        model.train(was_training)
+
+
 class _Batch:
     """The model side of generation: left-padded prompts, their attention mask and the KV cache."""
 
     def __init__(self, model: GPT, prompts: list[list[int]], max_new_tokens: int) -> None:
         self.model, self.device = model, model.device
-        width = max(map(len, prompts))
-        self.idx = torch.zeros(len(prompts), width, dtype=torch.long)
-        self.mask: torch.Tensor | None = torch.zeros(len(prompts), width, dtype=torch.long)
-        for i, ids in enumerate(prompts):
-            self.idx[i, width - len(ids):] = torch.tensor(ids)
-            self.mask[i, width - len(ids):] = 1
-        if bool(self.mask.all()):
-            self.mask = None  # no padding: the plain causal path is faster
-        self.idx = self.idx.to(self.device)
-        self.mask = self.mask.to(self.device) if self.mask is not None else None
-        self.cache = model.new_kv_cache(len(prompts), width + max_new_tokens)
+        idx, mask = left_pad(prompts)
+        self.idx = idx.to(self.device)
+        # no padding: the plain causal path is faster
+        self.mask: torch.Tensor | None = None if bool(mask.all()) else mask.to(self.device)
+        self.cache = model.new_kv_cache(len(prompts), idx.size(1) + max_new_tokens)
 
     @torch.inference_mode()
     def prefill(self, num_samples: int) -> torch.Tensor:

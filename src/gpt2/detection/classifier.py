@@ -1,12 +1,13 @@
 """A fine-tuned GPT-2 classifier: the analogue of OpenAI's RoBERTa detector, with a GPT-2 backbone.
 
 A checkpoint's transformer reads `<|endoftext|>` + the text's first `max_tokens - 1` tokens (training:
-a random window of a longer text, as OpenAI's detector/dataset.py does); its final hidden states (after
-`ln_f`) are pooled, by the mean over the text's tokens or the last token's state, and a linear head gives
-the logit of "machine". Everything is fine-tuned with AdamW on binary cross-entropy; after every epoch
-the valid loss and accuracy are measured and the best epoch (accuracy, then loss) is kept; training stops
-after `patience` epochs without improvement. Saved HF-style: `backbone/` (checkpoint.save_pretrained,
-with its tokenizer) + `head.safetensors` (`score.weight`, `score.bias`) + detector.json.
+a random window of a longer text, as OpenAI's detector/dataset.py does); its final hidden states
+(`GPT.hidden_states`, after `ln_f`) are pooled, by the mean over the text's tokens or the last token's
+state, and a linear head gives the logit of "machine". Everything is fine-tuned with AdamW on binary
+cross-entropy; after every epoch the valid loss and accuracy are measured and the best epoch (accuracy,
+then loss) is kept; training stops after `patience` epochs without improvement. Saved HF-style:
+`backbone/` (checkpoint.save_pretrained, with its tokenizer) + `head.safetensors` (`score.weight`,
+`score.bias`) + detector.json.
 """
 
 from __future__ import annotations
@@ -27,20 +28,6 @@ from gpt2.detection.base import Detector, DetectorError, Valid, check_training_d
 BACKBONE_DIR = "backbone"
 HEAD_FILE = "head.safetensors"
 POOLINGS = ("mean", "last")
-
-
-def final_hidden_states(model, idx: torch.Tensor) -> torch.Tensor:
-    """(B, T, n_embd) hidden states after the final LayerNorm, from a `GPT` forward.
-
-    A hook on `transformer.ln_f` catches them; `last_logits_only` keeps the unused vocabulary projection to
-    one position."""
-    caught: list[torch.Tensor] = []
-    handle = model.transformer.ln_f.register_forward_hook(lambda mod, inp, out: caught.append(out))
-    try:
-        model(idx, last_logits_only=True)
-    finally:
-        handle.remove()
-    return caught[0]
 
 
 def pool(hidden: torch.Tensor, lengths: torch.Tensor, how: str) -> torch.Tensor:
@@ -97,7 +84,7 @@ class ClassifierDetector(Detector):
         for r, ids in enumerate(rows):
             idx[r, : len(ids)] = torch.tensor(ids)
         lengths = torch.tensor([len(x) for x in rows], device=self.device)
-        hidden = final_hidden_states(self.backbone, idx.to(self.device))
+        hidden = self.backbone.hidden_states(idx.to(self.device))
         return self.head(pool(hidden, lengths, self.pooling)).squeeze(-1).float()
 
     @torch.inference_mode()

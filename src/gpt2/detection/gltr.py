@@ -16,7 +16,7 @@ import numpy as np
 
 from gpt2.detection import lm
 from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, load_npz
-from gpt2.detection.tfidf import CS
+from gpt2.detection.tfidf import CS, fit_logistic
 
 BUCKETS = (10, 100, 1000)
 FEATURES = ("top10", "top100", "top1000", "rest", "mean_logprob", "mean_entropy")
@@ -54,27 +54,18 @@ class GLTRDetector(Detector):
         return np.stack([gltr_features(s) for s in self.scorer().stats(texts, self.progress)])
 
     def fit(self, real: Sequence[str], fake: Sequence[str], valid: Valid | None = None) -> GLTRDetector:
-        from sklearn.linear_model import LogisticRegression
-
         check_training_data(real, fake)
         x = self.features(list(real) + list(fake))
         y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
         self.mean, self.std = x.mean(0), x.std(0)
         self.std[self.std == 0] = 1.0
         x = (x - self.mean) / self.std
-        grid, scores = ([1.0], {}) if valid is None else (self.cs, {})
+        valid_xy = None
         if valid is not None:
             check_training_data(*valid, what="valid")
-            xv = (self.features(list(valid[0]) + list(valid[1])) - self.mean) / self.std
-            yv = np.r_[np.zeros(len(valid[0])), np.ones(len(valid[1]))]
-        best = None
-        for c in grid:
-            model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
-            if valid is not None:
-                scores[c] = float(model.score(xv, yv))
-            if best is None or (valid is not None and scores[c] > scores[best[0]]):
-                best = (c, model)
-        c, model = best
+            valid_xy = ((self.features(list(valid[0]) + list(valid[1])) - self.mean) / self.std,
+                        np.r_[np.zeros(len(valid[0])), np.ones(len(valid[1]))])
+        c, model, scores = fit_logistic(x, y, valid_xy, self.cs, max_iter=1000)
         self.coef, self.intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
         self.info = {"C": c, "train_texts": len(y), "features": list(FEATURES),
                      "coef": dict(zip(FEATURES, self.coef.tolist(), strict=True)),

@@ -21,6 +21,24 @@ CS = tuple(2.0**k for k in range(-6, 7))
 FILE = "tfidf.npz"
 
 
+def fit_logistic(x, y: np.ndarray, valid: tuple[Any, np.ndarray] | None, cs: Sequence[float],
+                 **options: Any) -> tuple[float, Any, dict[float, float]]:
+    """Logistic regression with C picked as the baseline picks it: one fit on (x, y) per C in `cs`, the best
+    accuracy on `valid` = (x, y) winning (the first on ties); C = 1 without valid data. `options` go to
+    sklearn's LogisticRegression. Returns (C, the fitted model, valid accuracy by C)."""
+    from sklearn.linear_model import LogisticRegression
+
+    best, scores = None, {}
+    for c in [1.0] if valid is None else cs:
+        model = LogisticRegression(C=c, **options).fit(x, y)
+        if valid is not None:
+            scores[c] = float(model.score(*valid))
+        if best is None or scores[c] > scores[best[0]]:  # without valid data there is one C
+            best = (c, model)
+    c, model = best
+    return c, model, scores
+
+
 class TfidfDetector(Detector):
     name = "tfidf"
 
@@ -41,8 +59,6 @@ class TfidfDetector(Detector):
                                vocabulary=vocabulary)
 
     def fit(self, real: Sequence[str], fake: Sequence[str], valid: Valid | None = None) -> TfidfDetector:
-        from sklearn.linear_model import LogisticRegression
-
         check_training_data(real, fake)
         texts, labels = list(real) + list(fake), np.r_[np.zeros(len(real)), np.ones(len(fake))]
         self.vectorizer = self._vectorizer()
@@ -51,21 +67,12 @@ class TfidfDetector(Detector):
         except ValueError as e:  # "After pruning, no terms remain": too few texts for min_df
             raise DetectorError(f"tfidf: {e}; with {len(texts)} training texts lower min_df "
                                 f"(now {self.min_df})") from None
-        if valid is None:
-            grid = [1.0]
-        else:
+        valid_xy = None
+        if valid is not None:
             check_training_data(*valid, what="valid")
-            xv = self.vectorizer.transform(list(valid[0]) + list(valid[1]))
-            yv = np.r_[np.zeros(len(valid[0])), np.ones(len(valid[1]))]
-            grid = self.cs
-        best, scores = None, {}
-        for c in grid:
-            model = LogisticRegression(C=c, solver="liblinear").fit(x, labels)
-            if valid is not None:
-                scores[c] = float(model.score(xv, yv))
-            if best is None or (valid is not None and scores[c] > scores[best[0]]):
-                best = (c, model)
-        c, model = best
+            valid_xy = (self.vectorizer.transform(list(valid[0]) + list(valid[1])),
+                        np.r_[np.zeros(len(valid[0])), np.ones(len(valid[1]))])
+        c, model, scores = fit_logistic(x, labels, valid_xy, self.cs, solver="liblinear")
         self.coef, self.intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
         self.info = {"C": c, "features": int(x.shape[1]), "train_texts": len(texts),
                      "valid_accuracy_by_C": {f"{k:g}": v for k, v in scores.items()}}

@@ -23,7 +23,7 @@ from pathlib import Path
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
 from gpt2.evaluation.detokenize import detokenize_cbt_line
-from gpt2.evaluation.scoring import score_continuations
+from gpt2.evaluation.scoring import best_candidates, score_continuations, total_nll
 
 BLANK = "XXXXX"
 N_CONTEXT = 20
@@ -132,17 +132,15 @@ def evaluate_cbt(
         for candidate in ex.candidates:
             requests.append((prefix, tokenizer.encode(lead + candidate + after.rstrip())))
     scores = score_continuations(model, requests, batch_size=batch_size, progress=progress, desc=task)
-    correct, k = 0, 0
-    for ex in examples:
-        values = [s.logprob for s in scores[k : k + len(ex.candidates)]]
-        correct += int(max(range(len(values)), key=values.__getitem__) == ex.label)
-        k += len(ex.candidates)
+    picks = best_candidates(scores, [len(ex.candidates) for ex in examples])
+    correct = sum(p == ex.label for p, ex in zip(picks, examples, strict=True))
+    nll = total_nll(scores)
     return TaskResult(
         task=task,
         metrics={"accuracy": correct / len(examples)},
         n_examples=len(examples),
-        nll=-sum(s.logprob for s in scores),
-        tokens=sum(len(s.logprobs) for s in scores),
+        nll=nll.nll,
+        tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
         data_sha256=sha256_file(path),

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
-from gpt2.evaluation.scoring import score_continuations
+from gpt2.evaluation.scoring import score_continuations, total_nll
 
 DESCRIPTION = 'LAMBADA as jsonl, one {"text": passage} per line (OpenAI\'s lambada_test.jsonl)'
 
@@ -113,12 +113,11 @@ def evaluate_lambada(
     eot = tokenizer.eot_token_id
     requests = [([eot, *tokenizer.encode(ex.context)], tokenizer.encode(" " + ex.target)) for ex in examples]
     scores = score_continuations(model, requests, batch_size=batch_size, progress=progress, desc="lambada")
-    n = len(scores)
-    word_logprob = sum(s.logprob for s in scores)
+    n, nll = len(scores), total_nll(scores)
     last_logprob = sum(s.logprobs[-1] for s in scores)
     metrics = {
         "accuracy_full_word": sum(s.all_greedy for s in scores) / n,
-        "perplexity_full_word": math.exp(-word_logprob / n),
+        "perplexity_full_word": math.exp(nll.nll / n),
         "accuracy_last_token": sum(s.greedy[-1] for s in scores) / n,
         "perplexity_last_token": math.exp(-last_logprob / n),
     }
@@ -126,8 +125,8 @@ def evaluate_lambada(
         task="lambada",
         metrics=metrics,
         n_examples=n,
-        nll=-word_logprob,
-        tokens=sum(len(s.logprobs) for s in scores),
+        nll=nll.nll,
+        tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
         data_sha256=sha256_file(path),

@@ -132,6 +132,24 @@ def score_continuations(
     return results  # type: ignore[return-value]
 
 
+def total_nll(scores: Sequence[ContinuationScore]) -> NLL:
+    """The summed NLL of every scored continuation token and their number (a task's `nll` and `tokens`)."""
+    return NLL(-sum(s.logprob for s in scores), sum(len(s.logprobs) for s in scores))
+
+
+def best_candidates(scores: Sequence[ContinuationScore], counts: Iterable[int]) -> list[int]:
+    """Multiple choice: `scores` holds each example's candidates one after another, `counts` how many each
+    example has; returns every example's most probable candidate (the first of equals)."""
+    best, start = [], 0
+    for n in counts:
+        values = [s.logprob for s in scores[start : start + n]]
+        best.append(max(range(n), key=values.__getitem__))
+        start += n
+    if start != len(scores):
+        raise ValueError(f"the counts add up to {start} candidates but there are {len(scores)} scores")
+    return best
+
+
 # ---- rolling windows ----
 
 def rolling_windows(n_targets: int, n_ctx: int, stride: int) -> list[tuple[int, int, int]]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_bytes, sha256_file
-from gpt2.evaluation.scoring import score_continuations
+from gpt2.evaluation.scoring import best_candidates, score_continuations, total_nll
 
 WSC273_SIZE = 273
 DESCRIPTION = "the Winograd Schema collection XML (WSCollection.xml)"
@@ -144,22 +144,18 @@ def evaluate_wsc(
     partial = score_continuations(model, partial_requests, batch_size, progress, desc="wsc partial")
     full = score_continuations(model, full_requests, batch_size, progress, desc="wsc full")
 
-    correct = {"partial": 0, "full": 0}
-    k = 0
-    for schema in schemas:
-        n = len(schema.candidates)
-        for name, scores in (("partial", partial), ("full", full)):
-            values = [s.logprob for s in scores[k : k + n]]
-            correct[name] += int(max(range(n), key=values.__getitem__) == schema.label)
-        k += n
-    n_schemas = len(schemas)
+    counts = [len(schema.candidates) for schema in schemas]
+    metrics = {}
+    for name, scores in (("accuracy_partial", partial), ("accuracy_full", full)):
+        picks = best_candidates(scores, counts)
+        metrics[name] = sum(p == schema.label for p, schema in zip(picks, schemas, strict=True)) / len(schemas)
+    nll = total_nll(partial)
     return TaskResult(
         task="wsc",
-        metrics={name: correct[name.removeprefix("accuracy_")] / n_schemas
-                 for name in ("accuracy_partial", "accuracy_full")},
-        n_examples=n_schemas,
-        nll=-sum(s.logprob for s in partial),
-        tokens=sum(len(s.logprobs) for s in partial),
+        metrics=metrics,
+        n_examples=len(schemas),
+        nll=nll.nll,
+        tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
         data_sha256=sha256_file(path),

@@ -11,7 +11,7 @@ from typing import Any
 
 # The sampler's per-row state: seeding from (seed, sample_index), stop strings, incremental decoding.
 # Reusing it is what makes a served request sample exactly as generate() does.
-from gpt2.sampling import _Row
+from gpt2.sampling import SampleRow
 
 
 class QueueFull(Exception):
@@ -102,7 +102,7 @@ class Seq:
         o = job.options
         self.job, self.index = job, prompt_index * job.n + sample_index
         self.prompt = job.prompts[prompt_index]
-        self.row = _Row(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer)
+        self.row = SampleRow(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer)
         self.remaining = o.max_new_tokens
         self.logprobs: list[TokenLogprob] = []
         self.sent_chars = 0

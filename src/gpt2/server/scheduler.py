@@ -6,10 +6,11 @@ prefill, merges their cache into the running batch (left padding aligns the rows
 for every row and feeds all of them in one decode step. Finished and cancelled rows leave the batch at
 once; padding that no remaining row needs is trimmed away.
 
-Sampling is per row exactly as `gpt2.sampling.generate` does it: a row's random stream is seeded from
-(seed, sample_index) and draws one uniform number per step, and the filters (temperature, top-k, top-p)
-are row-wise. So a request gets the tokens `generate()` gives it alone, whatever it shares a batch with
-(padding moves logits only by float rounding; see `gpt2.sampling`).
+Sampling is per row exactly as `gpt2.sampling.generate` does it, with the same `SampleRow` and
+`sample_tokens`: a row's random stream is seeded from (seed, sample_index) and draws one uniform number per
+step, and the filters (temperature, top-k, top-p) are row-wise. So a request gets the tokens `generate()`
+gives it alone, whatever it shares a batch with (padding moves logits only by float rounding; see
+`gpt2.sampling`).
 
 Results go back to the asyncio side as events on the request's queue (`loop.call_soon_threadsafe`).
 """
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2.model import GPT, KVCache
-from gpt2.sampling import filter_logits, sample_from_logits
+from gpt2.sampling import left_pad, sample_tokens
 from gpt2.server.jobs import Done, Failed, Job, QueueFull, SchedulerClosed, Seq, TokenLogprob
 
 log = logging.getLogger("gpt2.server")
@@ -228,15 +229,10 @@ class Scheduler:
     def _prefill(self, new: list[Seq]) -> None:
         """Run the new prompts once (each distinct prompt once) and merge them into the batch."""
         prompts = list(dict.fromkeys(tuple(s.prompt) for s in new))
-        width = max(map(len, prompts))
-        idx = torch.zeros(len(prompts), width, dtype=torch.long)
-        mask = torch.zeros(len(prompts), width, dtype=torch.long)
-        for i, ids in enumerate(prompts):
-            idx[i, width - len(ids):] = torch.tensor(ids)
-            mask[i, width - len(ids):] = 1
+        idx, mask = left_pad(prompts)
         device = self.model.device
         idx, mask = idx.to(device), mask.to(device)
-        cache = self.model.new_kv_cache(len(prompts), width)
+        cache = self.model.new_kv_cache(len(prompts), idx.size(1))
         logits, _ = self.model(idx, kv_cache=cache, attention_mask=None if bool(mask.all()) else mask,
                                last_logits_only=True)
         rows = torch.tensor([prompts.index(tuple(s.prompt)) for s in new], device=device)
@@ -273,16 +269,9 @@ class Scheduler:
         groups: dict[tuple, list[int]] = {}
         for i, seq in enumerate(self._rows):
             groups.setdefault(seq.job.options.filters, []).append(i)
-        for (temperature, top_k, top_p), rows in groups.items():
+        for filters, rows in groups.items():
             index = torch.tensor(rows, device=logits.device)
-            if temperature == 0:
-                tokens[index] = logits[index].argmax(-1)
-            else:
-                uniforms = torch.stack([torch.rand((), generator=self._rows[i].row.generator,
-                                                   dtype=torch.float64) for i in rows])
-                filtered = filter_logits(logits[index].double(), temperature=temperature, top_k=top_k,
-                                         top_p=top_p)
-                tokens[index] = sample_from_logits(filtered, uniforms)
+            tokens[index] = sample_tokens(logits[index], [self._rows[i].row for i in rows], *filters)
         records = self._logprobs(tokens)
         for seq, token, record in zip(self._rows, tokens.tolist(), records, strict=True):
             seq.add(token, record)
