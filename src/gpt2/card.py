@@ -253,8 +253,11 @@ def build_card(
 
     `results` (results.json files of `gpt2 eval`) and `bias` (a bias.json of `gpt2 bias`) are added to the
     ones found in the checkpoint directory and its run directory."""
-    from gpt2.checkpoint import CONFIG_FILE, HUB_NAMES
-    from gpt2.commands.info import describe  # the same facts `gpt2 info` prints
+    from gpt2.checkpoint import (
+        CONFIG_FILE,
+        HUB_NAMES,
+        describe,  # the same facts `gpt2 info` prints
+    )
 
     checkpoint, run_dir = locate(name_or_path)
     info = describe(str(checkpoint))
@@ -385,7 +388,7 @@ def _fmt(value: Any) -> str:
 
 def render_markdown(facts: dict[str, Any]) -> str:
     """The card as Markdown, in the sections of OpenAI's GPT-2 model card."""
-    from gpt2.commands.info import human_count
+    from gpt2.checkpoint import human_count
 
     m, t, d = facts["model"], facts["training"], facts["training_data"]
     lines = [

@@ -7,6 +7,7 @@ name tensors without the `transformer.` prefix and carry the causal-mask buffers
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -226,3 +227,54 @@ def load_tokenizer(name_or_path: str | os.PathLike):
         f"{directory}: no tokenizer files (tokenizer.json or vocab.json + merges.txt) and vocab_size "
         f"{config.vocab_size} is not GPT-2's 50257; save the tokenizer beside the weights"
     )
+
+
+# ---- what a checkpoint holds (`gpt2 info`, model cards) ----
+
+def describe(name_or_path: str) -> dict[str, Any]:
+    """A checkpoint's config, parameter counts, stored dtypes, tokenizer, files and metadata."""
+    from gpt2.errors import GPT2Error
+
+    directory = resolve(name_or_path)
+    try:
+        config = GPTConfig.load(directory / CONFIG_FILE)
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    with torch.device("meta"):  # counts from shapes; nothing allocated
+        model = GPT(config)
+    try:
+        tok = load_tokenizer(directory)
+        tokenizer = {"type": type(tok).__name__, "name": tok.name, "vocab_size": tok.vocab_size}
+    except GPT2Error as e:
+        tokenizer = {"error": str(e)}
+    return {
+        "path": str(directory),
+        "config": dataclasses.asdict(config),
+        "parameters": model.num_parameters(),
+        "non_embedding_parameters": model.num_parameters(exclude_embeddings=True),
+        "dtypes": stored_dtypes(directory),
+        "tokenizer": tokenizer,
+        "files": {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()},
+        "metadata": read_metadata(directory),
+    }
+
+
+def stored_dtypes(directory: Path) -> list[str]:
+    """The dtypes of the tensors in a directory's safetensors files (read from their headers)."""
+    from safetensors import SafetensorError, safe_open
+
+    dtypes: set[str] = set()
+    for path in sorted(directory.glob("*.safetensors")):
+        try:
+            with safe_open(path, framework="pt") as f:
+                dtypes.update(f.get_slice(key).get_dtype() for key in f.keys())
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from None
+    return sorted(dtypes)
+
+
+def human_count(n: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
