@@ -184,3 +184,17 @@ def test_last_logits_only_equals_the_full_forwards_last_position():
     assert last.shape == cached.shape == (3, 1, 97)
     torch.testing.assert_close(last, full[:, -1:], **TOL)
     torch.testing.assert_close(cached, full[:, -1:], **TOL)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_one_query_attention_matches_sdpa(dtype, tol):
+    """The CPU decoding step's attention equals PyTorch's SDPA, with and without a padding mask."""
+    from gpt2.model import _one_query_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, n, 8, generator=g).to(dtype) for n in (1, 5, 5))
+    mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
+    mask[1, ..., :2] = False  # row 1: two padding keys
+    for m in (None, mask):
+        expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=m)
+        torch.testing.assert_close(_one_query_attention(q, k, v, m).float(), expected, atol=tol, rtol=tol)

@@ -214,6 +214,21 @@ def test_special_token_policy(gpt2_tokenizer):
         tok.encode(text, allowed_special="some")
 
 
+def test_encode_batch_threads_keep_order(gpt2_tokenizer, monkeypatch):
+    """encode_batch splits the texts into runs over threads: the result is one `encode` per text, in order,
+    whatever the thread count (the CPU count is faked so that the threaded path runs on any machine)."""
+    import gpt2.tokenizer
+
+    monkeypatch.setattr(gpt2.tokenizer, "_usable_cpus", lambda: 4)
+    texts = [f"line {i} <|endoftext|> ünï" * (i % 7) for i in range(101)]
+    for allowed in ("none", "all"):
+        expected = [gpt2_tokenizer.encode(t, allowed_special=allowed) for t in texts]
+        for threads in (1, 3, 8):
+            assert gpt2_tokenizer.encode_batch(texts, num_threads=threads, allowed_special=allowed) == expected
+    assert gpt2_tokenizer.encode_batch([]) == []
+    assert gpt2_tokenizer.encode_batch(iter(["a", "b"])) == [[64], [65]]
+
+
 def test_decode_edges(gpt2_tokenizer):
     tok = gpt2_tokenizer
     torch = pytest.importorskip("torch")

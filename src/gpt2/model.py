@@ -81,12 +81,28 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if kv_cache is not None:
             k, v = kv_cache.update(layer, k, v)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-        )
+        if T == 1 and x.device.type == "cpu" and not self.training:
+            y = _one_query_attention(q, k, v, mask)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=is_causal,
+                dropout_p=self.attn_dropout if self.training else 0.0,
+            )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+
+def _one_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+                         ) -> torch.Tensor:
+    """Attention of one new query per row over the cached keys: a decoding step on CPU. PyTorch's CPU
+    flash kernel is built for many queries; for one, in bfloat16, two matrix products and a float32
+    softmax ran 6x faster (batch 32, 12 heads, 48 keys: 0.33 vs 2.07 ms per layer; 4.3 vs 23.3 ms at 512
+    keys) and as fast in float32. `mask` is SDPA's boolean mask (True = may attend)."""
+    scores = (q * q.size(-1) ** -0.5) @ k.transpose(-2, -1)  # (B, nh, 1, S)
+    scores = scores.float()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1).to(v.dtype) @ v
 
 
 class MLP(nn.Module):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -145,15 +146,25 @@ class Tokenizer:
     def encode_batch(
         self, texts: Sequence[str], *, num_threads: int = 8, allowed_special: AllowedSpecial = "none"
     ) -> list[list[int]]:
-        """`encode` over many texts, in parallel threads."""
+        """`encode` over many texts, in up to `num_threads` threads (no more than the CPUs this process has)."""
+        texts = list(texts)
         if allowed_special == "none":
-            return self.encoding.encode_ordinary_batch(list(texts), num_threads=num_threads)
-        return self.encoding.encode_batch(
-            list(texts),
-            num_threads=num_threads,
-            allowed_special=self._allowed(allowed_special),
-            disallowed_special=(),
-        )
+            encode = self.encoding.encode_ordinary
+        else:
+            encode = functools.partial(
+                self.encoding.encode, allowed_special=self._allowed(allowed_special), disallowed_special=()
+            )
+        threads = min(num_threads, _usable_cpus(), len(texts))
+        if threads <= 1:
+            return [encode(text) for text in texts]
+        # A few runs of texts per thread, not one task per text as tiktoken's encode_batch does: on short texts
+        # the pool's per-task handoff costs more than the encoding (2,891 WikiText-2 lines on 2 cores: 8 MB/s
+        # that way, 15 MB/s in a plain loop, 20 MB/s like this). Tiktoken releases the GIL while it encodes.
+        size = -(-len(texts) // (4 * threads))
+        runs = [texts[i : i + size] for i in range(0, len(texts), size)]
+        with ThreadPoolExecutor(threads) as pool:
+            encoded = pool.map(lambda run: [encode(text) for text in run], runs)
+            return [ids for run_ids in encoded for ids in run_ids]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text; bytes that are not valid UTF-8 (a cut through a character) become U+FFFD."""
@@ -266,6 +277,11 @@ def _gpt2_encoding_from_file(path: str) -> tiktoken.Encoding:
         )
     ranks, specials = vocab_files.read_tiktoken(Path(path))
     return Tokenizer.from_ranks(ranks, specials, name="r50k_base").encoding
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _hf_merges(hf) -> list[tuple[str, str]]:
