@@ -195,6 +195,10 @@ def test_one_query_attention_matches_sdpa(dtype, tol):
     q, k, v = (torch.randn(3, 2, n, 8, generator=g).to(dtype) for n in (1, 5, 5))
     mask = torch.ones(3, 1, 1, 5, dtype=torch.bool)
     mask[1, ..., :2] = False  # row 1: two padding keys
+    # The cache's buffer holds 3 more positions than are filled; they must not count.
+    k_buffer, v_buffer = (torch.cat([t, torch.randn(3, 2, 3, 8, generator=g).to(dtype)], dim=2) for t in (k, v))
     for m in (None, mask):
         expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=m)
-        torch.testing.assert_close(_one_query_attention(q, k, v, m).float(), expected, atol=tol, rtol=tol)
+        torch.testing.assert_close(_one_query_attention(q, k, v, 5, m).float(), expected, atol=tol, rtol=tol)
+        torch.testing.assert_close(_one_query_attention(q, k_buffer, v_buffer, 5, m).float(), expected,
+                                   atol=tol, rtol=tol)
