@@ -22,8 +22,6 @@ import copy
 import math
 import os
 import platform
-import statistics
-import time
 
 # Sleeping, not spinning, OpenMP waiters: with spinning ones (libgomp's default) torch's 2 threads ran 5-12x
 # slower than 1 thread on the shared 2-core dev box while other jobs held the cores. Set before torch loads.
@@ -31,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from _machine import cpu_model, time_alternately
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2.checkpoint import to_hf_state_dict
@@ -41,17 +40,6 @@ from gpt2.sampling import generate
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 WIKITEXT2_TEST = "/work/shared/data/wikitext2/wiki.test.raw"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def build_models(preset: str) -> tuple[GPT, GPT2LMHeadModel]:
@@ -80,21 +68,6 @@ def run_hf(model: GPT2LMHeadModel, prompt: list[int], new_tokens: int) -> list[i
     tokens = out[0, len(prompt):].tolist()
     assert len(tokens) == new_tokens
     return tokens
-
-
-def time_alternately(fns: list, repeats: int) -> tuple[list[float], list]:
-    """Median wall time and last output of each function, run in turn so that load from elsewhere on the
-    machine hits all of them alike."""
-    for fn in fns:
-        fn()  # warm-up: allocator, kernels, lazy initialisation
-    times: list[list[float]] = [[] for _ in fns]
-    outputs = [None] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            outputs[i] = fn()
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times], outputs
 
 
 @torch.inference_mode()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from _machine import cpu_model
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2 import outputs
@@ -35,17 +36,6 @@ from gpt2.model import GPT
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SHARED_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "r50k_base.tiktoken"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gpt2_tokenizer():

@@ -30,7 +30,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from bench_decode import DTYPES, build_models, cpu_model, time_alternately
+from _machine import cpu_model, time_alternately
+from bench_decode import DTYPES, build_models
 
 from gpt2.sampling import generate
 

@@ -33,6 +33,7 @@ from contextlib import nullcontext
 
 import torch
 import transformers
+from _machine import cpu_model
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gpt2.checkpoint import to_hf_state_dict
@@ -43,17 +44,6 @@ from gpt2.training.metrics import flops_per_token, peak_flops
 from gpt2.training.optim import make_optimizer
 
 LR, GRAD_CLIP = 6e-4, 1.0
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load() -> str:
