@@ -152,6 +152,27 @@ def best_candidates(scores: Sequence[ContinuationScore], counts: Iterable[int]) 
 
 # ---- rolling windows ----
 
+# Rows of logits made (and upcast to float32) at a time: a bounded buffer (200 MB for GPT-2's vocabulary)
+# instead of a batch's whole (B, n_ctx, vocab) logits.
+SCORED_ROWS = 1024
+
+
+def _logits_at(model, idx: torch.Tensor, spans: list[tuple[int, int]]) -> Iterable[torch.Tensor]:
+    """Logits at positions `start:stop` of each row of `idx` (`spans`, one per row), rows concatenated, in
+    chunks of SCORED_ROWS. The vocabulary projection runs only on those positions, where the model exposes
+    its final hidden states and head (ours: `hidden_states`/`lm_head`, transformers: `base_model` and
+    `get_output_embeddings()`): rolling windows score half their positions at the default stride."""
+    if callable(getattr(model, "hidden_states", None)):
+        hidden, head = model.hidden_states(idx), model.lm_head
+    elif hasattr(model, "base_model") and callable(getattr(model, "get_output_embeddings", None)):
+        hidden, head = model.base_model(idx).last_hidden_state, model.get_output_embeddings()
+    else:
+        logits = logits_of(model, idx)
+        return torch.cat([logits[row, a:b] for row, (a, b) in enumerate(spans)]).split(SCORED_ROWS)
+    scored = torch.cat([hidden[row, a:b] for row, (a, b) in enumerate(spans)])
+    return (head(h) for h in scored.split(SCORED_ROWS))
+
+
 def rolling_windows(n_targets: int, n_ctx: int, stride: int) -> list[tuple[int, int, int]]:
     """Windows `(begin, end, n_scored)` over a sequence `s` of `n_targets + 1` tokens (s[0] is the
     conditioning token, <|endoftext|>): the model reads `s[begin:end]` (at most `n_ctx` tokens), which
@@ -210,12 +231,10 @@ def rolling_nll(
         idx = torch.zeros(len(batch), width, dtype=torch.long)
         for row, (begin, end, _) in enumerate(batch):
             idx[row, : end - begin] = seq[begin:end]
-        logits = logits_of(model, idx.to(device))
-        for row, (begin, end, n) in enumerate(batch):
-            length = end - begin
-            logp = F.log_softmax(logits[row, length - n : length].float(), dim=-1)
-            tgt = seq[end - n + 1 : end + 1].to(logp.device)
-            total -= logp.gather(1, tgt[:, None]).double().sum()
+        spans = [(end - begin - n, end - begin) for begin, end, n in batch]  # the scored positions of each row
+        targets = torch.cat([seq[end - n + 1 : end + 1] for _, end, n in batch]).to(device)
+        for logits, tgt in zip(_logits_at(model, idx.to(device), spans), targets.split(SCORED_ROWS), strict=True):
+            total += F.cross_entropy(logits.float(), tgt, reduction="sum").double()
         bar.update(len(batch))
     bar.close()
     return NLL(float(total.item()), len(ids))
