@@ -30,9 +30,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from _machine import cpu_model, time_alternately
-from transformers import GPT2Config, GPT2LMHeadModel
+from _pair import hf_twin
+from transformers import GPT2LMHeadModel
 
-from gpt2.checkpoint import to_hf_state_dict
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.quantize import quantize_int8
@@ -45,13 +45,7 @@ WIKITEXT2_TEST = "/work/shared/data/wikitext2/wiki.test.raw"
 def build_models(preset: str) -> tuple[GPT, GPT2LMHeadModel]:
     torch.manual_seed(0)
     ours = GPT(GPTConfig.from_preset(preset)).eval()
-    c = ours.config
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
-                                    vocab_size=c.vocab_size, n_positions=c.n_positions)).eval()
-    missing, unexpected = hf.load_state_dict(to_hf_state_dict(ours), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-    hf.tie_weights()
-    return ours, hf
+    return ours, hf_twin(ours)
 
 
 def run_ours(model: GPT, prompt: list[int], new_tokens: int) -> list[int]:

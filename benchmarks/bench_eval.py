@@ -41,9 +41,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from _machine import machine_details, time_alternately  # noqa: E402
-from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
+from _pair import hf_twin
+from transformers import GPT2LMHeadModel  # noqa: E402
 
-from gpt2.checkpoint import load_pretrained, to_hf_state_dict  # noqa: E402
+from gpt2.checkpoint import load_pretrained  # noqa: E402
 from gpt2.config import GPTConfig  # noqa: E402
 from gpt2.evaluation.perplexity import load_lm_text  # noqa: E402
 from gpt2.evaluation.scoring import rolling_nll, rolling_windows  # noqa: E402
@@ -62,13 +63,7 @@ def build_models(args) -> tuple[GPT, GPT2LMHeadModel]:
     torch.manual_seed(0)
     overrides = {k: v for k, v in [("n_layer", args.n_layer), ("n_positions", args.n_positions)] if v}
     ours = GPT(GPTConfig.from_preset(args.preset, **overrides)).eval()
-    c = ours.config
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
-                                    vocab_size=c.vocab_size, n_positions=c.n_positions)).eval()
-    missing, unexpected = hf.load_state_dict(to_hf_state_dict(ours), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-    hf.tie_weights()
-    return ours, hf
+    return ours, hf_twin(ours)
 
 
 def text_ids(path: Path, n_targets: int) -> list[int]:

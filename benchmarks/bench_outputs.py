@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 import transformers
 from _machine import cpu_model
-from transformers import GPT2Config, GPT2LMHeadModel
+from _pair import hf_twin
+from transformers import GPT2LMHeadModel
 
 from gpt2 import outputs
-from gpt2.checkpoint import to_hf_state_dict
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 
@@ -52,13 +52,7 @@ def gpt2_tokenizer():
 def build_models(preset: str, dtype: torch.dtype) -> tuple[GPT, GPT2LMHeadModel]:
     torch.manual_seed(0)
     ours = GPT(GPTConfig.from_preset(preset, vocab_size=50257)).eval()
-    c = ours.config
-    hf = GPT2LMHeadModel(GPT2Config(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
-                                    vocab_size=c.vocab_size, n_positions=c.n_positions)).eval()
-    missing, unexpected = hf.load_state_dict(to_hf_state_dict(ours), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-    hf.tie_weights()
-    return ours.to(dtype), hf.to(dtype)
+    return ours.to(dtype), hf_twin(ours).to(dtype)
 
 
 def run_ours(model, tokenizer, directory: Path, samples: int, batch: int, max_new: int, seed: int) -> int:

@@ -34,9 +34,9 @@ from contextlib import nullcontext
 import torch
 import transformers
 from _machine import cpu_model
-from transformers import GPT2Config, GPT2LMHeadModel
+from _pair import hf_twin
+from transformers import GPT2LMHeadModel
 
-from gpt2.checkpoint import to_hf_state_dict
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.training.memory import retain_freed_memory
@@ -57,16 +57,9 @@ def build_models(preset: str) -> tuple[GPT, GPT2LMHeadModel]:
     """Our GPT and transformers' GPT2LMHeadModel holding the same random weights, dropout 0."""
     torch.manual_seed(0)
     ours = GPT(GPTConfig.from_preset(preset)).train()
-    c = ours.config
-    hf_config = GPT2Config(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, vocab_size=c.vocab_size,
-                           n_positions=c.n_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                           use_cache=False, attn_implementation="sdpa")
-    hf = GPT2LMHeadModel(hf_config).train()
-    missing, unexpected = hf.load_state_dict(to_hf_state_dict(ours), strict=False)
-    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
-    hf.tie_weights()
+    hf = hf_twin(ours, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False,
+                 attn_implementation="sdpa")
     assert hf.config._attn_implementation == "sdpa"
-    assert hf.lm_head.weight is hf.transformer.wte.weight
     return ours, hf
 
 
