@@ -15,6 +15,7 @@ from gpt2.card import NOT_RECORDED, build_card, render_markdown
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
+from gpt2.errors import DataError
 from gpt2.model import GPT
 
 torch.set_num_threads(1)
@@ -187,3 +188,17 @@ def test_cli_card_bad_inputs(tmp_path, tokenizer, capsys):
     (tmp_path / "ck" / "bias.json").write_text('{"dimensions": []}')
     assert main(["card", "--model", str(tmp_path / "ck")]) == 2
     assert f"{tmp_path / 'ck' / 'bias.json'}: field 'dimensions' must be an object" in capsys.readouterr().err
+
+
+def test_a_found_results_json_of_something_else_is_skipped_but_a_given_one_is_checked(run_dir, tmp_path):
+    """A results.json beside the checkpoint that `gpt2 eval` did not write (a benchmark's, say) is not an
+    evaluation: the card leaves it out. The same file given with --results is an error naming it."""
+    other = run_dir / "results.json"
+    other.write_text(json.dumps({"machine": {}, "results": [{"recipe": "x", "val_loss": 5.2}]}))
+    try:
+        facts = build_card(run_dir / "checkpoint")
+        assert facts["evaluation"] == [] and str(other) not in facts["sources"]
+        with pytest.raises(DataError, match="tasks"):
+            build_card(run_dir / "checkpoint", results=[str(other)])
+    finally:
+        other.unlink()

@@ -314,11 +314,16 @@ def build_card(
                      "manifest": data, "note": data_note}
 
     places = [checkpoint] + ([run_dir] if run_dir is not None else [])
-    result_files = [Path(p) for p in results or []]
-    result_files += [d / "results.json" for d in places if (d / "results.json").is_file()]
+    given = [Path(p) for p in results or []]
+    found = [d / "results.json" for d in places if (d / "results.json").is_file()]
     evaluations = []
-    for path in _dedupe(result_files):
-        doc = read_results(path)
+    for path in _dedupe(given + found):
+        try:
+            doc = read_results(path)
+        except DataError:
+            if path in given:
+                raise
+            continue  # "results.json" is a common name: one found here may be a benchmark's, not eval's
         sources.append(str(path))
         evaluations.append({"file": str(path), "model": doc.get("model"),
                             "model_parameters": doc.get("model_parameters"), "paper_size": doc.get("paper_size"),
@@ -327,7 +332,7 @@ def build_card(
     bias_files = [Path(bias)] if bias is not None else [d / "bias.json" for d in places
                                                         if (d / "bias.json").is_file()]
     bias_facts = None
-    if bias_files:
+    if bias_files:  # bias.json is `gpt2 bias`'s own name: a malformed one found here is an error too
         doc = read_bias(bias_files[0])
         sources.append(str(bias_files[0]))
         bias_facts = {"file": str(bias_files[0]), **_bias_summary(doc)}
