@@ -10,7 +10,7 @@ Everything it needs is on the machine already: the corpus is the running Python'
 (source files and pydoc's topic pages). The output directory holds:
   tokenizer/        the trained BPE vocabulary (HF files)
   data/             token shards + manifest.json
-  run/              training run: metrics.jsonl, loss_curve.png, checkpoint/ (HF layout)
+  run/              training run: metrics.jsonl, loss.png, checkpoint/ (HF layout)
   samples.md        continuations of a few prompts (top-k 40)
   detection/        detectors (TF-IDF, GLTR, zero-shot) telling the model's continuations from held-out
                     text: results.json, results.md, roc.png
@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
     print("detection (model continuations vs held-out text, AUROC): " + ", ".join(
         f"{d['detector']} {d['auroc']:.3f}" for d in s["detection"]["detectors"]))
     print(f"first sample:\n{s['samples'][0]['prompt']}{s['samples'][0]['text']}")
-    print(f"\nEverything is in {s['out']}/ (summary.json, samples.md, detection/, run/loss_curve.png, run/checkpoint/)")
+    print(f"\nEverything is in {s['out']}/ (summary.json, samples.md, detection/, run/loss.png, run/checkpoint/)")
     print(f"Try: gpt2 generate --model {s['checkpoint']} \"def main():\"")
     return 0
