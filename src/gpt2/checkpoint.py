@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from gpt2.config import GPTConfig
-from gpt2.errors import CheckpointError, ConfigError
+from gpt2.errors import CheckpointError, ConfigError, GPT2Error
 from gpt2.io import atomic_write
 from gpt2.model import GPT
 
@@ -233,8 +233,6 @@ def load_tokenizer(name_or_path: str | os.PathLike):
 
 def describe(name_or_path: str) -> dict[str, Any]:
     """A checkpoint's config, parameter counts, stored dtypes, tokenizer, files and metadata."""
-    from gpt2.errors import GPT2Error
-
     directory = resolve(name_or_path)
     try:
         config = GPTConfig.load(directory / CONFIG_FILE)

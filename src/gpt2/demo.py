@@ -110,7 +110,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any
     timings["sample_s"] = time.monotonic() - t
 
     t = time.monotonic()
-    detection = detection_step(cfg, corpus, checkpoint, model, tokenizer, out / "detection", progress)
+    detection = detection_step(cfg, corpus, checkpoint, model, tokenizer, out / "detection")
     best = max(detection["detectors"], key=lambda r: r["auroc"])
     log(f"[6/6] detection on {detection['test_pairs']} + {detection['test_pairs']} held-out texts: best "
         f"{best['detector']} (AUROC {best['auroc']:.3f}) -> {out / 'detection'}")
@@ -182,8 +182,8 @@ def heldout_pairs(corpus: Path, tokenizer, cfg: DemoConfig) -> list[tuple[list[i
     return pairs
 
 
-def detection_step(cfg: DemoConfig, corpus: Path, checkpoint: Path, model, tokenizer, out: Path,
-                   progress: bool) -> dict[str, Any]:
+def detection_step(cfg: DemoConfig, corpus: Path, checkpoint: Path, model, tokenizer, out: Path
+                   ) -> dict[str, Any]:
     """Human text = a held-out continuation; machine text = the model's top-k 40 continuation of the same
     prompt, equally long. Half the pairs train (TF-IDF, GLTR) or calibrate (zero-shot) the detectors, a
     sixth choose TF-IDF's C, the rest are the test set of the report (results.json/.md, roc.png)."""
