@@ -116,15 +116,20 @@ def locate(name_or_path: str | os.PathLike) -> tuple[Path, Path | None]:
     return directory, run_dir
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_object(path: Path, name: str, command: str) -> dict[str, Any]:
+    """The JSON object in `path`, a `name` (e.g. results.json) written by `command`; errors name the file."""
+    what = f"a {name} written by `{command} --out DIR`"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; expected {what}") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory; expected {what}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: expected a JSON object (a {name} of `{command}`), got {type(doc).__name__}")
+    return doc
 
 
 def _dedupe(paths: list[Path]) -> list[Path]:
@@ -144,9 +149,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     from gpt2.evaluation.report import PAPER_SIZES
 
     path = Path(path)
-    doc = _read_json(path, "a results.json written by `gpt2 eval --out DIR`")
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected a JSON object (a results.json of `gpt2 eval`), got {type(doc).__name__}")
+    doc = _read_object(path, "results.json", "gpt2 eval")
     tasks = doc.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise DataError(f"{path}: field 'tasks' must be a non-empty object of task -> result, got {tasks!r}"[:300])
@@ -172,16 +175,14 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
 def read_bias(path: str | os.PathLike) -> dict[str, Any]:
     """A `gpt2 bias` bias.json, checked for the fields the card reads."""
     path = Path(path)
-    doc = _read_json(path, "a bias.json written by `gpt2 bias --out DIR`")
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected a JSON object (a bias.json of `gpt2 bias`), got {type(doc).__name__}")
+    doc = _read_object(path, "bias.json", "gpt2 bias")
     for key in ("dimensions", "overrepresented", "logprob_gaps", "settings"):
         if not isinstance(doc.get(key), dict):
             raise DataError(f"{path}: field {key!r} must be an object; is this a bias.json of `gpt2 bias`?")
     return doc
 
 
-def _training_state(checkpoint: Path) -> dict[str, Any] | None:
+def _training_state(checkpoint: Path, sources: list[str]) -> dict[str, Any] | None:
     import torch
 
     from gpt2.training.checkpointing import STATE_FILE
@@ -197,6 +198,7 @@ def _training_state(checkpoint: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: cannot be read as a training state ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dictionary of training state, got {type(state).__name__}")
+    sources.append(str(path))
     return {k: state.get(k) for k in ("step", "tokens", "val_loss", "world_size", "train_config")}
 
 
@@ -283,11 +285,7 @@ def build_card(
     }
 
     metadata = info["metadata"] if isinstance(info["metadata"], dict) else {}
-    state = _training_state(checkpoint)
-    if state is not None:
-        from gpt2.training.checkpointing import STATE_FILE
-
-        sources.append(str(checkpoint / STATE_FILE))
+    state = _training_state(checkpoint, sources)
     train_config = _train_config(run_dir, state, sources)
 
     def recorded(key: str) -> Any:  # the checkpoint's metadata first, then its training state

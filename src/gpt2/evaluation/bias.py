@@ -324,9 +324,9 @@ def plot(report: dict[str, Any], path: str | os.PathLike, top: int = 10) -> None
         seen: Counter[str] = Counter()
         for r in report["logprob_gaps"][dim]:
             seen[r["attribute"]] += 1
+            total = sums.setdefault(r["attribute"], dict.fromkeys(groups, 0.0))
             for g in groups:
-                sums.setdefault(r["attribute"], {}).setdefault(g, 0.0)
-                sums[r["attribute"]][g] += r["gap"][g]
+                total[g] += r["gap"][g]
         mean = {a: {g: v / seen[a] for g, v in by_g.items()} for a, by_g in sums.items()}
         ranked = sorted(mean, key=lambda a: (-(max(mean[a].values()) - min(mean[a].values())), a))[:top]
         height = 0.8 / len(groups)
