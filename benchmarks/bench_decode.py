@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/bench_decode.py [--new-tokens 64] [--repeats 5] [--dtypes fp32 bf16 int8]
     .venv/bin/python benchmarks/bench_decode.py --accuracy CHECKPOINT [--text FILE] [--max-tokens N]
 
-Both models hold the same random weights of the 124M configuration (speed does not depend on the values),
-decode the same prompt greedily to exactly --new-tokens tokens (no EOS stop), in the same process, after a
-warm-up, alternating runs. Reported: new tokens / median wall time over --repeats, prefill included.
-`int8` is ours with `quantize_int8` (int8 weights, float32 activations) against transformers in float32,
-the precision it stands in for; transformers has no int8 path of its own on CPU.
+Both models hold the same random weights of the 124M configuration (speed does not depend on the values), decode the
+same prompt greedily to exactly --new-tokens tokens (no EOS stop), in the same process, after a warm-up, alternating
+runs. Reported: new tokens / median wall time over --repeats, prefill included. `+pack` rows are ours after
+`gpt2.packing.pack_for_cpu` (weights prepacked for oneDNN, as the CLI loads a model on CPU), against the same
+transformers run. `int8` is ours with `quantize_int8` (int8 weights, float32 activations) against transformers in
+float32, the precision it stands in for; transformers has no int8 path of its own on CPU.
+
 
 --accuracy measures what the speed costs on a trained checkpoint (random weights say nothing there): the
-mean next-token NLL on --text (default: WikiText-2 test) in fp32, bf16 and int8, and the relative change
+mean next-token NLL on --text (default: WikiText-2 test) in fp32, bf16, bf16+pack and int8, and the relative change
 of the bf16/int8 NLL and logits vs fp32. int8 is run through the KV cache 16 tokens at a time, so the int8
 kernel itself (not the wide-input fallback) computes it, as in decoding.
 """
@@ -35,6 +37,7 @@ from transformers import GPT2LMHeadModel
 
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
+from gpt2.packing import can_pack, pack_for_cpu
 from gpt2.quantize import quantize_int8
 from gpt2.sampling import generate
 
@@ -86,8 +89,10 @@ def accuracy(checkpoint: str, text_path: str, max_tokens: int) -> None:
     with open(text_path, encoding="utf-8") as f:
         ids = tokenizer.encode(f.read())[:max_tokens]
     fp32 = load_pretrained(checkpoint).eval()
-    variants = {"fp32": (fp32, None), "bf16": (copy.deepcopy(fp32).to(torch.bfloat16), None),
-                "int8": (quantize_int8(copy.deepcopy(fp32)), 16)}
+    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
+    variants = {"fp32": (fp32, None), "bf16": (bf16, None), "int8": (quantize_int8(copy.deepcopy(fp32)), 16)}
+    if can_pack(bf16):
+        variants["bf16+pack"] = (pack_for_cpu(copy.deepcopy(bf16)), None)
     size = fp32.config.n_positions
     windows = [torch.tensor([ids[i : i + size]]) for i in range(0, len(ids) - 1, size - 1)]
     windows = [w for w in windows if w.size(1) > 1]
@@ -150,28 +155,36 @@ def main() -> None:
     int8 = quantize_int8(copy.deepcopy(ours)) if "int8" in args.dtypes else None
     run = lambda model: (lambda: run_ours(model, prompt, args.new_tokens))
     run_theirs = lambda: run_hf(hf, prompt, args.new_tokens)
-    results = {}  # dtype -> (ours seconds, HF seconds, ours tokens, HF tokens)
+    results = {}  # row -> (ours seconds, HF seconds, ours tokens, HF tokens)
+
+    def alternate(ours_rows: dict[str, GPT]) -> None:
+        """Time the given variants of ours and transformers in one alternation; HF's time is shared."""
+        times, outputs = time_alternately([run(m) for m in ours_rows.values()] + [run_theirs], args.repeats)
+        for i, row in enumerate(ours_rows):
+            results[row] = (times[i], times[-1], outputs[i], outputs[-1])
+
+    def with_packed(name: str) -> dict[str, GPT]:
+        rows = {name: ours}
+        if can_pack(ours):
+            rows[name + "+pack"] = pack_for_cpu(copy.deepcopy(ours))
+        return rows
+
     if "fp32" in args.dtypes or int8 is not None:  # one alternation, so int8 and fp32 share HF's timing
-        fns = [run(ours)] * ("fp32" in args.dtypes) + [run(int8)] * (int8 is not None) + [run_theirs]
-        times, outputs = time_alternately(fns, args.repeats)
-        if "fp32" in args.dtypes:
-            results["fp32"] = (times[0], times[-1], outputs[0], outputs[-1])
-        if int8 is not None:
-            results["int8"] = (times[-2], times[-1], outputs[-2], outputs[-1])
+        alternate({**(with_packed("fp32") if "fp32" in args.dtypes else {}),
+                   **({"int8": int8} if int8 is not None else {})})
     if "bf16" in args.dtypes:
         ours.to(torch.bfloat16)
         hf.to(torch.bfloat16)
-        times, outputs = time_alternately([run(ours), run_theirs], args.repeats)
-        results["bf16"] = (times[0], times[1], outputs[0], outputs[1])
+        alternate(with_packed("bf16"))
 
-    print(f"{'ours':<5} {'HF':<5} {'ours tok/s':>11} {'HF tok/s':>10} {'ours/HF':>8} {'ours ms/tok':>12} "
+    print(f"{'ours':<9} {'HF':<5} {'ours tok/s':>11} {'HF tok/s':>10} {'ours/HF':>8} {'ours ms/tok':>12} "
           f"{'same tokens':>12}")
-    for name in [d for d in ("fp32", "bf16", "int8") if d in results]:
-        t_ours, t_hf, tok_ours, tok_hf = results[name]
+    for name, (t_ours, t_hf, tok_ours, tok_hf) in results.items():
         same = sum(a == b for a, b in zip(tok_ours, tok_hf, strict=True))
         n = args.new_tokens
-        print(f"{name:<5} {'fp32' if name == 'int8' else name:<5} {n / t_ours:>11.1f} {n / t_hf:>10.1f} "
-              f"{t_hf / t_ours:>7.2f}x {1000 * t_ours / n:>12.1f} {same:>7}/{n}")
+        theirs = "fp32" if name == "int8" else name.removesuffix("+pack")
+        print(f"{name:<9} {theirs:<5} {n / t_ours:>11.1f} {n / t_hf:>10.1f} {t_hf / t_ours:>7.2f}x "
+              f"{1000 * t_ours / n:>12.1f} {same:>7}/{n}")
 
 
 if __name__ == "__main__":

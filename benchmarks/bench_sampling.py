@@ -7,17 +7,19 @@ Speed: both models hold the same random weights of the 124M configuration and sa
 with top-k 40 (temperature 1) for exactly --new-tokens tokens (no EOS stop), in the same process, after a
 warm-up, alternating runs. By default the batch is --batch different prompts of --prompt-tokens tokens;
 `--one-prompt` samples one prompt --batch times instead (ours prefills it once, HF repeats it). Reported:
-generated tokens (batch x new tokens) / median wall time, prefill included.
+generated tokens (batch x new tokens) / median wall time, prefill included, for ours as a plain module, ours
+after `gpt2.packing.pack_for_cpu` (as the CLI loads a model on CPU; same alternation) and transformers.
 
-Memory (unless --no-rss): in a fresh subprocess per case, the 124M model is built in bfloat16 and decodes
-greedily at batch 1 (and samples at --batch); the peak resident set size while decoding (VmHWM, reset
-after the model is built) minus the resident size before the model existed is compared with the bfloat16
-weights plus the KV cache generate allocates.
+Memory (unless --no-rss): in a fresh subprocess per case, the 124M model is built in bfloat16 (and packed, for the
+`ours+pack` row) and decodes greedily at batch 1 (and samples at --batch); the peak resident set size while decoding
+(VmHWM, reset after the model is built) minus the resident size before the model existed is compared with the
+bfloat16 weights plus the KV cache generate allocates.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -33,6 +35,7 @@ import transformers  # noqa: E402
 from _machine import cpu_model, time_alternately
 from bench_decode import DTYPES, build_models
 
+from gpt2.packing import can_pack, pack_for_cpu
 from gpt2.sampling import generate
 
 TOP_K = 40
@@ -75,7 +78,7 @@ def rss_child(impl: str, batch: int, prompt_tokens: int, new_tokens: int) -> Non
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)  # no float32 copy of the weights at any time
     config = GPTConfig.from_preset("124M")
-    if impl == "ours":
+    if impl != "hf":
         model = GPT(config).eval()
     else:
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -84,11 +87,13 @@ def rss_child(impl: str, batch: int, prompt_tokens: int, new_tokens: int) -> Non
                                            n_embd=config.n_embd)).eval()
     torch.set_default_dtype(torch.float32)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())  # tied tensor counted once
+    if impl == "ours+pack":
+        pack_for_cpu(model)  # lm_head's packed copy of the tied embedding counts as extra, not as weights
     built = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM: building is not decoding (GPT.__init__ briefly holds an untied lm_head)
     prompts = torch.randint(0, 50256, (batch, prompt_tokens), generator=torch.Generator().manual_seed(1))
-    if impl == "ours":
+    if impl != "hf":
         generate(model, prompts.tolist(), max_new_tokens=new_tokens, top_k=TOP_K, seed=1, eos_token_id=None,
                  temperature=0 if batch == 1 else 1.0)
     else:
@@ -119,7 +124,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (memory is measured on CPU only)")
     parser.add_argument("--no-rss", action="store_true", help="skip the memory measurement")
-    parser.add_argument("--rss-child", choices=["ours", "hf"], help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", choices=["ours", "ours+pack", "hf"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.batch, args.prompt_tokens, args.new_tokens)
@@ -145,27 +150,32 @@ def main() -> None:
     for name in args.dtypes:
         ours.to(DTYPES[name])
         hf.to(DTYPES[name])
-        (t_ours, t_hf), _ = time_alternately(
-            [lambda: run_ours(ours, prompts, args.new_tokens, num_samples),
-             lambda: run_hf(hf, prompts, args.new_tokens, num_samples)], args.repeats)
+        fns = [lambda: run_ours(ours, prompts, args.new_tokens, num_samples)]
+        if can_pack(ours):
+            packed = pack_for_cpu(copy.deepcopy(ours))
+            fns.append(lambda packed=packed: run_ours(packed, prompts, args.new_tokens, num_samples))
+        fns.append(lambda: run_hf(hf, prompts, args.new_tokens, num_samples))
+        times, _ = time_alternately(fns, args.repeats)
         n = args.batch * args.new_tokens
-        rows.append((name, n / t_ours, n / t_hf, t_hf / t_ours))
-    print(f"{'dtype':<6} {'ours tok/s':>11} {'HF tok/s':>10} {'ours/HF':>8}")
-    for name, ours_tps, hf_tps, ratio in rows:
-        print(f"{name:<6} {ours_tps:>11.1f} {hf_tps:>10.1f} {ratio:>7.2f}x")
+        t_packed = times[1] if len(times) == 3 else float("nan")
+        rows.append((name, n / times[0], n / t_packed, n / times[-1], times[-1] / times[0], times[-1] / t_packed))
+    print(f"{'dtype':<6} {'ours tok/s':>11} {'+pack tok/s':>12} {'HF tok/s':>10} {'ours/HF':>8} {'+pack/HF':>9}")
+    for name, ours_tps, packed_tps, hf_tps, ratio, packed_ratio in rows:
+        print(f"{name:<6} {ours_tps:>11.1f} {packed_tps:>12.1f} {hf_tps:>10.1f} {ratio:>7.2f}x {packed_ratio:>8.2f}x")
     if "bf16" in args.dtypes and "fp32" in args.dtypes:
         bf16, fp32 = rows[args.dtypes.index("bf16")], rows[args.dtypes.index("fp32")]
-        print(f"ours bf16 / HF bf16: {bf16[1] / bf16[2]:.2f}x; ours bf16 / HF fp32: {bf16[1] / fp32[2]:.2f}x")
+        print(f"ours+pack bf16 / HF bf16: {bf16[2] / bf16[3]:.2f}x; ours+pack bf16 / HF fp32: "
+              f"{bf16[2] / fp32[3]:.2f}x")
 
     if args.no_rss or args.device != "cpu":
         return
     print("\npeak RSS while decoding, bf16 weights (MB = 1e6 bytes; 'extra' = peak - RSS before the model)")
-    print(f"{'impl':<5} {'batch':>5} {'weights':>8} {'cache':>7} {'extra':>7} "
+    print(f"{'impl':<9} {'batch':>5} {'weights':>8} {'cache':>7} {'extra':>7} "
           f"{'extra / (weights + cache)':>26}")
-    for impl, batch in (("ours", 1), ("hf", 1), ("ours", args.batch)):
+    for impl, batch in (("ours", 1), ("ours+pack", 1), ("hf", 1), ("ours", args.batch), ("ours+pack", args.batch)):
         r = measure_rss(impl, batch, args.prompt_tokens, args.new_tokens)
         extra = r["peak"] - r["before"]
-        print(f"{impl:<5} {batch:>5} {r['weights'] / 1e6:>8.1f} {r['cache'] / 1e6:>7.1f} {extra / 1e6:>7.1f} "
+        print(f"{impl:<9} {batch:>5} {r['weights'] / 1e6:>8.1f} {r['cache'] / 1e6:>7.1f} {extra / 1e6:>7.1f} "
               f"{extra / (r['weights'] + r['cache']):>25.2f}x")
 
 

@@ -96,6 +96,26 @@ def test_kv_cache_decoding_equals_full_forward():
         ours(idx[:, :1], kv_cache=cache)
 
 
+def test_growing_kv_cache_decodes_as_the_preallocated_one():
+    torch.manual_seed(5)
+    ours = GPT(GPTConfig(n_layer=2, n_embd=32, n_head=2, vocab_size=97, n_positions=256)).eval()
+    idx = torch.randint(0, 97, (2, 200), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        full, _ = ours(idx)
+        cache = ours.new_kv_cache(2, 200, reserve=5)
+        assert (cache.capacity, cache.max_length) == (64, 200)
+        pieces, capacities = [ours(idx[:, :5], kv_cache=cache)[0]], []
+        for t in range(5, 200):  # one token at a time: the CPU one-query path reads the whole buffer
+            pieces.append(ours(idx[:, t : t + 1], kv_cache=cache)[0])
+            capacities.append(cache.capacity)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, **TOL)
+    # grows when full, by a quarter and at least 64 positions, in multiples of 64, up to max_length
+    assert sorted(set(capacities)) == [64, 128, 192, 200]
+    assert capacities.index(128) == 64 - 5 and capacities.index(200) == 192 - 5
+    with torch.no_grad(), pytest.raises(ValueError, match="KV cache"):
+        ours(idx[:, :1], kv_cache=cache)
+
+
 def test_left_padded_rows_equal_the_unpadded_row_with_and_without_cache():
     ours, _ = tiny_pair(seed=4)
     g = torch.Generator().manual_seed(5)

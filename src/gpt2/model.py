@@ -17,11 +17,19 @@ from gpt2.config import GPTConfig
 
 
 class KVCache:
-    """Keys and values of every layer, preallocated for `max_length` positions.
+    """Keys and values of every layer, in buffers preallocated for up to `max_length` positions.
 
     Decoding a token writes one slot per layer instead of concatenating tensors, so a step costs one
     token's compute and no reallocation. `length` counts the positions filled so far (shared by all rows).
+
+    With `reserve`, the buffers start with room for that many positions and grow when full, by a quarter
+    and at least 64 positions, up to `max_length`: CPU decoding attends over the whole buffer (see
+    `_one_query_attention`), so a buffer sized for the finished sequence would be read in full at every
+    step (124M, batch 32, 1,024 positions: 1.2 GB per step). Growing copies the filled part once per
+    growth, a small fraction of what the steps read.
     """
+
+    GROWTH_MIN = 64
 
     def __init__(
         self,
@@ -30,14 +38,22 @@ class KVCache:
         max_length: int,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        reserve: int | None = None,
     ) -> None:
-        shape = (config.n_layer, batch_size, config.n_head, max_length, config.head_dim)
+        self._limit = max_length if reserve is not None else None
+        capacity = max_length if reserve is None else min(max_length, _round_up(reserve, self.GROWTH_MIN))
+        shape = (config.n_layer, batch_size, config.n_head, capacity, config.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0
 
     @property
     def max_length(self) -> int:
+        return self._limit if self._limit is not None else self.k.size(3)
+
+    @property
+    def capacity(self) -> int:
+        """Positions the buffers hold now (`max_length` unless the cache grows)."""
         return self.k.size(3)
 
     @property
@@ -47,14 +63,31 @@ class KVCache:
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this step's keys/values for `layer`; return all keys/values up to and including them."""
         end = self.length + k.size(2)
+        if end > self.capacity:
+            self._grow(end)
         self.k[layer, :, :, self.length : end] = k
         self.v[layer, :, :, self.length : end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def _grow(self, needed: int) -> None:
+        if needed > self.max_length:
+            raise ValueError(f"the KV cache holds {self.max_length} positions; {needed} were asked for")
+        wanted = max(needed, self.capacity + max(self.capacity // 4, self.GROWTH_MIN))
+        capacity = min(self.max_length, _round_up(wanted, self.GROWTH_MIN))
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros(*old.shape[:3], capacity, old.size(4))
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only the given batch rows (e.g. drop finished sequences)."""
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 class CausalSelfAttention(nn.Module):
@@ -119,12 +152,12 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, config.mlp_width)
+        self.act = nn.GELU(approximate="tanh")  # GPT-2's tanh approximation ("gelu_new" in HF)
         self.c_proj = nn.Linear(config.mlp_width, config.n_embd)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # GPT-2 uses the tanh approximation of GELU ("gelu_new" in HF).
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -202,9 +235,11 @@ class GPT(nn.Module):
         """The activations' dtype (LayerNorm's: `quantize_int8` keeps it while weights become int8)."""
         return self.transformer.ln_f.weight.dtype
 
-    def new_kv_cache(self, batch_size: int, max_length: int | None = None) -> KVCache:
+    def new_kv_cache(self, batch_size: int, max_length: int | None = None, reserve: int | None = None) -> KVCache:
+        """A KV cache for up to `max_length` positions (default: the context length); with `reserve`, one
+        that starts with room for that many and grows (see KVCache)."""
         max_length = max_length or self.config.n_positions
-        return KVCache(self.config, batch_size, max_length, self.device, self.dtype)
+        return KVCache(self.config, batch_size, max_length, self.device, self.dtype, reserve=reserve)
 
     def forward(
         self,

@@ -387,7 +387,8 @@ class _Batch:
         self.idx = idx.to(self.device)
         # no padding: the plain causal path is faster
         self.mask: torch.Tensor | None = None if bool(mask.all()) else mask.to(self.device)
-        self.cache = model.new_kv_cache(len(prompts), idx.size(1) + max_new_tokens)
+        # room for the prompts now, growing with the samples: decoding steps read the whole buffer
+        self.cache = model.new_kv_cache(len(prompts), idx.size(1) + max_new_tokens, reserve=idx.size(1) + 1)
 
     @torch.inference_mode()
     def prefill(self, num_samples: int) -> torch.Tensor:

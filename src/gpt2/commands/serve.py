@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.errors import GPT2Error
+    from gpt2.packing import can_pack, pack_for_cpu
     from gpt2.server import create_app
 
     for name in ("max_batch", "max_queue", "max_tokens_limit"):
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    model = pack_for_cpu(model) if can_pack(model) else model  # see gpt2.packing: faster CPU decoding
     detector = load_detector(args.detector) if args.detector else None
     app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
                      max_batch=args.max_batch, max_queue=args.max_queue,

@@ -1,0 +1,113 @@
+"""Prepacked (oneDNN blocked layout) weights: the packed model against the same model unpacked."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gpt2.checkpoint import load_pretrained, save_pretrained
+from gpt2.packing import PackedLinear, PackingError, can_pack, is_packed, pack_for_cpu
+from gpt2.sampling import generate
+from test_quantize import trained_like_model
+
+pytestmark = pytest.mark.skipif(not can_pack(trained_like_model()), reason="this PyTorch has no oneDNN")
+
+
+def packed_pair(dtype: torch.dtype, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    model = trained_like_model(seed).to(dtype)
+    return model, pack_for_cpu(copy.deepcopy(model))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_packed_linear_equals_linear(rows):
+    torch.manual_seed(rows)
+    linear = nn.Linear(96, 200)
+    x = torch.randn(2, rows, 96)
+    with torch.no_grad():
+        expected = linear(x)
+        # float32: MKL's GEMM against oneDNN's, rounding differently
+        torch.testing.assert_close(PackedLinear(linear)(x), expected, rtol=1e-5, atol=1e-5)
+        # bfloat16: the same oneDNN kernel on the same values, bit for bit
+        b = copy.deepcopy(linear).to(torch.bfloat16)
+        assert torch.equal(PackedLinear(b)(x.bfloat16()), b(x.bfloat16()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_gelu_is_gelu_of_the_product_rounded_once(dtype):
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 256).to(dtype)
+    x = torch.randn(9, 64).to(dtype)
+    with torch.no_grad():
+        exact = nn.functional.gelu(nn.functional.linear(x.double(), linear.weight.double(),
+                                                        linear.bias.double()), approximate="tanh")
+        fused = PackedLinear(linear, gelu="tanh")(x)
+    assert fused.dtype == dtype
+    # one rounding to the output dtype, after the GELU of a float32 accumulator (bfloat16: 2^-8 relative)
+    rtol = 2**-8 if dtype == torch.bfloat16 else 1e-5
+    assert torch.all((fused.double() - exact).abs() <= rtol * exact.abs() + 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_model_logits_and_loss_match(dtype):
+    model, packed = packed_pair(dtype)
+    idx = torch.randint(0, 503, (3, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, loss = model(idx[:, :-1], targets=idx[:, 1:])
+        logits, packed_loss = packed(idx[:, :-1], targets=idx[:, 1:])
+    assert logits.dtype == dtype
+    # float32: products rounded differently (1e-6 relative); bfloat16: the GELU rounded once instead of
+    # twice, a difference of up to one bfloat16 step that the next layers carry (measured 0.7% of the norm)
+    tol = 1e-5 if dtype == torch.float32 else 0.02
+    assert ((logits.float() - expected.float()).norm() / expected.float().norm()).item() < tol
+    assert abs(packed_loss.item() - loss.item()) < tol * loss.item()
+
+
+def test_packed_sampling_matches_the_unpacked_model():
+    model, packed = packed_pair(torch.float32, seed=3)
+    prompts = torch.randint(0, 503, (4, 8), generator=torch.Generator().manual_seed(2)).tolist()
+    kwargs = dict(max_new_tokens=24, top_k=40, seed=7, eos_token_id=None)
+    assert [s.tokens for s in generate(packed, prompts, **kwargs)] == \
+        [s.tokens for s in generate(model, prompts, **kwargs)]
+
+
+def test_pack_replaces_every_linear_and_keeps_the_embedding():
+    model = trained_like_model()
+    names = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    packed = pack_for_cpu(model)
+    assert packed is model and not packed.training and is_packed(packed)
+    assert {name for name, m in packed.named_modules() if isinstance(m, PackedLinear)} == names
+    assert not any(isinstance(m, nn.Linear) for m in packed.modules())
+    assert all(isinstance(b.mlp.act, nn.Identity) and b.mlp.c_fc.gelu == "tanh" for b in packed.transformer.h)
+    assert isinstance(packed.transformer.wte, nn.Embedding)  # lookups keep the plain weight
+    assert not any(p.requires_grad for p in packed.parameters())
+    # state_dict gives the plain layout back: the same keys and values as before packing
+    after = packed.state_dict()
+    assert after.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(after[key], value), key
+
+
+def test_packed_model_saves_an_ordinary_checkpoint(tmp_path):
+    model, packed = packed_pair(torch.float32)
+    save_pretrained(packed, tmp_path / "ckpt")
+    loaded = load_pretrained(tmp_path / "ckpt")
+    assert not is_packed(loaded)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_packed_layer_names_the_dtype_it_was_packed_for():
+    packed = pack_for_cpu(trained_like_model())
+    with pytest.raises(PackingError, match="packed for torch.float32 on the CPU; got torch.bfloat16"):
+        packed.lm_head(torch.zeros(1, 128, dtype=torch.bfloat16))
+
+
+def test_pack_refuses_what_it_cannot_pack():
+    model = trained_like_model().to(torch.float16)
+    assert not can_pack(model)
+    with pytest.raises(PackingError, match="float32 or bfloat16 model on a CPU"):
+        pack_for_cpu(model)
