@@ -7,7 +7,8 @@ Both sides hold the same random weights of the --preset configuration (speed doe
 values) and write the same kind of dataset: --samples unconditional samples from <|endoftext|>, top-k 40,
 temperature 1, --batch-size samples per batch, at most --max-new-tokens tokens each, decoded to text and
 written as gpt-2-output-dataset jsonl lines. Ours: `generate_outputs` (per-sample seeded randomness,
-resumable writes, an fsync per batch). Transformers: `model.generate(do_sample=True, top_k=40)` on a
+resumable writes, an fsync per batch) on the model packed for CPU as `gpt2 outputs` loads it
+(`gpt2.packing`; --no-pack leaves it plain). Transformers: `model.generate(do_sample=True, top_k=40)` on a
 batch of <|endoftext|> prompts, then the same decode and write. A warm-up batch runs first for each.
 Reported: samples/s and generated tokens/s (tokens actually produced; random weights almost never pick
 <|endoftext|>, so samples run to --max-new-tokens). GPT-2's vocabulary is read offline from
@@ -33,6 +34,7 @@ from transformers import GPT2LMHeadModel
 from gpt2 import outputs
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
+from gpt2.packing import can_pack, pack_for_cpu
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SHARED_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "r50k_base.tiktoken"
@@ -98,20 +100,24 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-pack", action="store_true", help="ours as a plain module, not packed")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     tokenizer = gpt2_tokenizer()
     ours, hf = build_models(args.preset, DTYPES[args.dtype])
+    packed = can_pack(ours) and not args.no_pack
+    if packed:
+        pack_for_cpu(ours)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {cpu_model()}; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
           f"load average {load:.1f} at start")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
           f"python {platform.python_version()}")
     print(f"model {args.preset} ({ours.num_parameters() / 1e6:.0f}M parameters, random weights, "
-          f"{args.dtype}); {args.samples} samples, batch {args.batch_size}, top-k 40, "
-          f"up to {args.max_new_tokens} new tokens\n")
+          f"{args.dtype}{', ours packed' if packed else ''}); {args.samples} samples, batch {args.batch_size}, "
+          f"top-k 40, up to {args.max_new_tokens} new tokens\n")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

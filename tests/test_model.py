@@ -11,7 +11,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from gpt2.checkpoint import from_hf_state_dict
 from gpt2.config import GPTConfig
 from gpt2.errors import ConfigError
-from gpt2.model import GPT
+from gpt2.model import GPT, KVCache
 
 TOL = dict(atol=1e-5, rtol=1e-5)  # fp32, same weights, different kernels
 
@@ -114,6 +114,20 @@ def test_growing_kv_cache_decodes_as_the_preallocated_one():
     assert capacities.index(128) == 64 - 5 and capacities.index(200) == 192 - 5
     with torch.no_grad(), pytest.raises(ValueError, match="KV cache"):
         ours(idx[:, :1], kv_cache=cache)
+
+
+def test_kv_cache_drop_front_forgets_positions_and_stays_contiguous():
+    config = GPTConfig(n_layer=2, n_embd=32, n_head=2, vocab_size=97, n_positions=256)
+    cache = KVCache(config, batch_size=3, max_length=100, reserve=10)
+    cache.k.normal_(), cache.v.normal_()
+    cache.length = 10
+    kept_k, kept_v = cache.k[:, :, :, 4:10].clone(), cache.v[:, :, :, 4:10].clone()
+    cache.drop_front(4)
+    assert cache.length == 6 and cache.max_length == 96
+    assert cache.k.is_contiguous() and cache.v.is_contiguous()
+    assert torch.equal(cache.k[:, :, :, :6], kept_k) and torch.equal(cache.v[:, :, :, :6], kept_v)
+    with pytest.raises(ValueError, match="can drop 0 to 6 positions; got 7"):
+        cache.drop_front(7)
 
 
 def test_left_padded_rows_equal_the_unpadded_row_with_and_without_cache():

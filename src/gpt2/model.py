@@ -85,6 +85,18 @@ class KVCache:
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
 
+    def drop_front(self, n: int) -> None:
+        """Forget the first `n` positions of every row (e.g. left padding that no remaining row needs).
+        The buffers are copied, not sliced: the one-query attention reads them whole, and a product over a
+        strided buffer is many times slower (see `_one_query_attention`)."""
+        if not 0 <= n <= self.length:
+            raise ValueError(f"can drop 0 to {self.length} positions; got {n}")
+        self.k = self.k[:, :, :, n:].contiguous()
+        self.v = self.v[:, :, :, n:].contiguous()
+        self.length -= n
+        if self._limit is not None:
+            self._limit -= n
+
 
 def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple

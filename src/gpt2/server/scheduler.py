@@ -249,7 +249,8 @@ class Scheduler:
             length, old = max(self._cache.length, cache.length), len(self._rows)
         rows = self._rows + new
         need = max(s.remaining for s in rows)
-        merged = self.model.new_kv_cache(len(rows), length + need)
+        # room for what is there now, growing as the rows decode (steps read the whole buffer)
+        merged = self.model.new_kv_cache(len(rows), length + need, reserve=length + 1)
         merged_mask = torch.zeros(len(rows), length, dtype=torch.long, device=mask.device)
         parts = [(self._cache, self._mask, slice(0, old))] if self._cache is not None else []
         parts.append((cache, mask, slice(old, len(rows))))
@@ -330,9 +331,7 @@ class Scheduler:
         self._mask = self._mask[index]
         lead = int(self._mask.any(0).long().argmax())  # leading columns that are padding in every row
         if lead:
-            self._cache.k = self._cache.k[:, :, :, lead:]
-            self._cache.v = self._cache.v[:, :, :, lead:]
-            self._cache.length -= lead
+            self._cache.drop_front(lead)
             self._mask = self._mask[:, lead:]
 
     def _seq_finished(self, seq: Seq) -> None:
