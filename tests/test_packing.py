@@ -83,6 +83,7 @@ def test_pack_replaces_every_linear_and_keeps_the_embedding():
     assert not any(isinstance(m, nn.Linear) for m in packed.modules())
     assert all(isinstance(b.mlp.act, nn.Identity) and b.mlp.c_fc.gelu == "tanh" for b in packed.transformer.h)
     assert isinstance(packed.transformer.wte, nn.Embedding)  # lookups keep the plain weight
+    assert packed.num_parameters() == sum(v.numel() for k, v in state.items() if k != "lm_head.weight")
     assert not any(p.requires_grad for p in packed.parameters())
     # state_dict gives the plain layout back: the same keys and values as before packing
     after = packed.state_dict()

@@ -102,7 +102,9 @@ def test_quantized_greedy_decoding_mostly_agrees_with_fp32():
 def test_quantize_keeps_names_ties_and_dtype():
     model = trained_like_model()
     names = {name for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    n_parameters = sum(p.numel() for p in model.parameters())
     quantized = quantize_int8(model)
+    assert quantized.num_parameters() == n_parameters
     assert quantized is model and not quantized.training
     assert {name for name, m in quantized.named_modules() if isinstance(m, Int8Linear)} == names
     assert isinstance(quantized.transformer.wte, Int8Embedding)

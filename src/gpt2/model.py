@@ -232,8 +232,13 @@ class GPT(nn.Module):
         return save_pretrained(self, directory, tokenizer=tokenizer, metadata=metadata)
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        """Parameter count with the tied embedding counted once (124M preset: 124,439,808)."""
-        n = sum(p.numel() for p in self.parameters())  # parameters() yields a tied tensor once
+        """Parameter count with the tied embedding counted once (124M preset: 124,439,808). Counted from
+        the configuration, so that a model whose layers keep their weights as buffers (`quantize_int8`,
+        `pack_for_cpu`) counts the same as the model it came from."""
+        c = self.config
+        C, M = c.n_embd, c.mlp_width
+        per_block = (2 * C) + (C * 3 * C + 3 * C) + (C * C + C) + (2 * C) + (C * M + M) + (M * C + C)
+        n = c.vocab_size * C + c.n_positions * C + c.n_layer * per_block + 2 * C  # + ln_f
         if exclude_embeddings:
             n -= self.transformer.wpe.weight.numel() + self.transformer.wte.weight.numel()
         return n
