@@ -66,9 +66,12 @@ def build(args: argparse.Namespace):
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from gpt2.packing import can_pack, pack_for_cpu
     from gpt2.server import create_app
 
     model, tokenizer, name = build(args)
+    if not args.no_pack and can_pack(model):
+        pack_for_cpu(model)  # as `gpt2 serve` does on CPU
     app = create_app(model, tokenizer, model_name=name, max_batch=args.max_batch, max_queue=args.max_queue,
                      max_tokens_limit=max(args.max_tokens, 16))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -151,6 +154,7 @@ def main() -> int:
     parser.add_argument("--stream-every", type=int, default=4, help="every k-th request streams (0: none)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the server")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--no-pack", action="store_true", help="serve the model unpacked (gpt2.packing)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,6 +176,7 @@ def main() -> int:
                "--max-queue", str(args.max_queue)]
     command += ["--model", args.model] if args.model else []
     command += ["--threads", str(args.threads)] if args.threads else []
+    command += ["--no-pack"] if args.no_pack else []
     server = subprocess.Popen(command)
     url = f"http://127.0.0.1:{port}"
     try:
