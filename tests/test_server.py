@@ -5,6 +5,7 @@ log-softmax, GLTR ranks equal a direct count, and every invalid input gets the r
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -359,6 +360,42 @@ def test_a_request_joins_a_running_batch(make_client, model, tokenizer):
     ref_short = reference(model, tokenizer, "dog", max_new_tokens=20, seed=9, temperature=0.5)
     assert texts(r1) == ref_long
     assert joined(sse(r2)[0], 1) == ref_short
+
+
+def test_packed_model_with_a_growing_and_trimmed_cache_serves_as_generate(make_client, model, tokenizer,
+                                                                          monkeypatch):
+    from gpt2.model import KVCache
+    from gpt2.packing import pack_for_cpu
+
+    calls = {"_grow": 0, "drop_front": 0}
+    for name in calls:
+        original = getattr(KVCache, name)
+
+        def counted(self, *args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(KVCache, name, counted)
+    packed = pack_for_cpu(copy.deepcopy(model))
+    client = make_client(model=packed, max_batch=4)
+    scheduler = client.app.state.scheduler
+    # the long prompt finishes first, leaving the short one's left padding to trim; the short one then runs
+    # past the 64 positions its merged cache started with
+    requests = [{"prompt": "hello world. the quick brown fox jumps over the lazy dog", "max_tokens": 8,
+                 "seed": 4, "top_k": 40},
+                {"prompt": "dog", "max_tokens": LIMIT, "seed": 5, "temperature": 0.7}]
+    scheduler.pause()
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(client.post, "/v1/completions", json=body) for body in requests]
+        wait_for(lambda: scheduler.waiting == 2)
+        scheduler.resume()
+        responses = [f.result() for f in futures]
+    for body, r in zip(requests, responses, strict=True):
+        options = {k: v for k, v in body.items() if k not in ("prompt", "max_tokens")}
+        assert texts(r) == reference(packed, tokenizer, body["prompt"], max_new_tokens=body["max_tokens"],
+                                     **options), body
+    assert responses[1].json()["usage"]["completion_tokens"] > 50  # long enough to grow the cache
+    assert calls["drop_front"] >= 1 and calls["_grow"] >= 1, calls
 
 
 def test_more_sequences_than_the_batch_holds(make_client, model, tokenizer):

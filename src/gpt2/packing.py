@@ -13,14 +13,19 @@ kernels, same values) and the GELU output is rounded once instead of twice (it d
 unpacked model's by at most one bfloat16 step); in float32, `F.linear` runs MKL's GEMM and the packed
 layer oneDNN's, which round differently (about 1e-6 relative). Tested against the unpacked model.
 
-For inference only: the packed weights are not parameters and have no gradients. Pack after moving the
-model to its final dtype (`.to()` does not convert packed weights). GPT-2 ties the token embedding to the
-vocabulary projection; a lookup cannot read the blocked layout, so the embedding keeps its plain weight
-and `lm_head` packs a second copy (vocab_size x n_embd values: 77 MB for 124M in bfloat16). `state_dict`
-gives the ordinary layout, so a packed model saves an ordinary checkpoint.
+For inference only: the packed weights are not parameters and the packed products have no backward (a
+packed layer refuses inputs that require gradients). Pack after moving the model to its final dtype
+(`.to()` does not convert packed weights). GPT-2 ties the token embedding to the vocabulary projection;
+a lookup cannot read the blocked layout, so the embedding keeps its plain weight and `lm_head` packs a
+second copy (vocab_size x n_embd values: 77 MB for 124M in bfloat16; the CLI's `--no-pack` saves it).
+`state_dict` gives the ordinary layout, so a packed model saves an ordinary checkpoint; `load_state_dict`
+and `copy.deepcopy` repack.
 """
 
 from __future__ import annotations
+
+import copy
+import functools
 
 import torch
 import torch.nn as nn
@@ -38,12 +43,26 @@ class PackingError(GPT2Error, ValueError):
 
 
 def can_pack(model: GPT) -> bool:
-    """True if this PyTorch has oneDNN's packed products for the model's device and dtype."""
-    if model.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+    """True if this PyTorch has oneDNN's packed products for the model's device and dtype (tried once on a
+    small layer: some builds list oneDNN but lack a kernel for a dtype)."""
+    if model.device.type != "cpu" or model.dtype not in (torch.float32, torch.bfloat16):
         return False
-    if model.dtype == torch.bfloat16:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return model.dtype == torch.float32
+    return _packed_products_work(model.dtype)
+
+
+@functools.cache
+def _packed_products_work(dtype: torch.dtype) -> bool:
+    if not torch.backends.mkldnn.is_available():
+        return False
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # leaves the caller's random stream alone
+            linear = nn.Linear(16, 8).to(dtype)
+            x = torch.randn(3, 16, dtype=dtype)
+            return bool(torch.allclose(PackedLinear(linear)(x).float(), linear(x).float(), rtol=0.02, atol=0.02))
+    except (RuntimeError, NotImplementedError):
+        return False
 
 
 class PackedLinear(nn.Module):
@@ -62,6 +81,9 @@ class PackedLinear(nn.Module):
         if x.dtype != self.dtype or x.device.type != "cpu":
             raise PackingError(f"this layer's weights were packed for {self.dtype} on the CPU; got "
                                f"{x.dtype} on {x.device} (pack after moving the model)")
+        if x.requires_grad and torch.is_grad_enabled():  # the packed product has no backward
+            raise PackingError("packed layers are for inference: their products have no gradients "
+                               "(use the model before pack_for_cpu to train or to differentiate its inputs)")
         x2 = x.reshape(-1, self.in_features)
         if self.gelu is None:
             y = torch.ops.mkldnn._linear_pointwise(x2, self.packed, self.bias, "none", [], "")
@@ -77,6 +99,32 @@ class PackedLinear(nn.Module):
         # an unpacked model's state_dict: checkpoints written from a packed model are ordinary ones
         destination[prefix + "weight"] = self.weight_dense()
         super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "weight"
+        if key in state_dict:  # an ordinary weight: pack it
+            weight = state_dict[key]
+            if weight.shape != (self.out_features, self.in_features):
+                error_msgs.append(f"size mismatch for {key}: expected {(self.out_features, self.in_features)}, "
+                                  f"got {tuple(weight.shape)}")
+            else:
+                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(self.dtype), _ROWS_HINT)
+        elif strict:
+            missing_keys.append(key)
+        rest = {k: v for k, v in state_dict.items() if k != key}
+        super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def __deepcopy__(self, memo):
+        # the blocked tensor has no storage to copy; copy the rest and repack from the ordinary layout
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            if name != "packed":
+                new.__dict__[name] = copy.deepcopy(value, memo)
+        new.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight_dense(), _ROWS_HINT)
+        return new
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \

@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu",
                    help="torch device (default: cpu; cuda under torchrun uses LOCAL_RANK)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-pack", action="store_true",
+                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
+                   "vocabulary projection, see gpt2.packing)")
     p.set_defaults(func=run)
 
 
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=device, dtype=getattr(torch, DTYPES[args.dtype]))
-    model = pack_for_cpu(model) if can_pack(model) else model  # see gpt2.packing: faster CPU decoding
+    if not args.no_pack and can_pack(model):
+        pack_for_cpu(model)  # see gpt2.packing: faster CPU decoding
     name = args.name or Path(str(args.model).rstrip("/")).name
     dataset = f"{name}{sampling.suffix}"
     seed = args.seed

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default=None, metavar="DIR",
                    help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-pack", action="store_true",
+                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
+                   "vocabulary projection, see gpt2.packing)")
     p.set_defaults(func=run)
 
 
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    model = pack_for_cpu(model) if can_pack(model) else model  # see gpt2.packing: faster CPU decoding
+    if not args.no_pack and can_pack(model):
+        pack_for_cpu(model)  # see gpt2.packing: faster CPU decoding
     detector = load_detector(args.detector) if args.detector else None
     app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
                      max_batch=args.max_batch, max_queue=args.max_queue,
