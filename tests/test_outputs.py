@@ -184,6 +184,21 @@ def test_resume_after_exception_is_identical(tmp_path, model, tokenizer, referen
     assert sum(again.written.values()) == 0 and files(tmp_path) == reference
 
 
+def test_auto_batch_size_fits_the_kv_cache_in_the_budget(tmp_path, model, tokenizer, reference, monkeypatch):
+    c = model.config
+    per_sample = 2 * c.n_layer * c.n_embd * (MAX_NEW + 1) * 4  # keys + values, float32
+    assert outputs.auto_batch_size(model, MAX_NEW, budget_bytes=6 * per_sample - 1) == 5
+    assert outputs.auto_batch_size(model, MAX_NEW, budget_bytes=per_sample // 2) == 1
+    assert outputs.auto_batch_size(model, MAX_NEW, budget_bytes=10**15) == outputs.MAX_AUTO_BATCH
+    assert 1 <= outputs.auto_batch_size(model, MAX_NEW) <= outputs.MAX_AUTO_BATCH  # this machine's memory
+    monkeypatch.setattr(outputs, "_available_memory", lambda device: None)
+    assert outputs.auto_batch_size(model, MAX_NEW) == 16  # unknown: the old default
+    monkeypatch.setattr(outputs, "_available_memory", lambda device: 4 * 3 * per_sample)  # a quarter: 3
+    result = outputs.generate_outputs(model, tokenizer, spec(), tmp_path)  # batch_size=None: chosen
+    assert result.batch_size == 3
+    assert files(tmp_path) == reference  # made with batch 4: samples do not depend on the batch
+
+
 def test_resume_cuts_a_partial_last_line(tmp_path, model, tokenizer, reference):
     with pytest.raises(Stop):
         outputs.generate_outputs(model, tokenizer, spec(), tmp_path, batch_size=4,

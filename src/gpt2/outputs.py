@@ -274,6 +274,43 @@ class Progress:
     written: dict[str, int] = field(default_factory=dict)  # new samples per split
     existing: dict[str, int] = field(default_factory=dict)  # samples already there
     tokens: int = 0
+    batch_size: int = 0  # samples per batch, as chosen
+
+
+MAX_AUTO_BATCH = 64
+
+
+def auto_batch_size(model, max_new_tokens: int, budget_bytes: int | None = None) -> int:
+    """Samples per batch for bulk sampling: as many as fit a KV cache of `budget_bytes` at full length
+    (default: a quarter of the memory available on the model's device), from 1 to MAX_AUTO_BATCH; 16 where
+    the available memory is unknown. Wider batches keep the matrix products busier (124M, bf16, packed, 2
+    CPU cores, 256 tokens: batch 16 462 tokens/s, 32 605, 64 704); per-sample random streams make the
+    samples the same whatever the batch."""
+    c = model.config
+    per_sample = 2 * c.n_layer * c.n_embd * (max_new_tokens + 1) * model.dtype.itemsize  # keys + values
+    if budget_bytes is None:
+        available = _available_memory(model.device)
+        if available is None:
+            return 16
+        budget_bytes = available // 4
+    return max(1, min(MAX_AUTO_BATCH, budget_bytes // per_sample))
+
+
+def _available_memory(device) -> int | None:
+    """Bytes free for new allocations on `device`: the GPU's free memory, or Linux's MemAvailable."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def generate_outputs(
@@ -282,29 +319,32 @@ def generate_outputs(
     spec: OutputSpec,
     out_dir: str | os.PathLike,
     *,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     shard: tuple[int, int] = (0, 1),
     progress: bool = False,
     on_batch: Callable[[str, list[int]], None] | None = None,
 ) -> Progress:
-    """Write (or finish) this shard's part of `spec` under `out_dir`; returns what it did.
+    """Write (or finish) this shard's part of `spec` under `out_dir`; returns what it did. `batch_size`
+    None: `auto_batch_size`.
 
     `on_batch(split, ids)` runs after each batch is on disk (tests use it to interrupt a run)."""
     from tqdm.auto import tqdm
 
-    if batch_size < 1:
-        raise DataError(f"batch_size must be >= 1, got {batch_size}")
     n_pos = model.config.n_positions
     if not 1 <= spec.max_new_tokens < n_pos:
         raise DataError(f"max_new_tokens must be in [1, {n_pos - 1}] (the prompt <|endoftext|> takes one "
                         f"of the model's {n_pos} positions); got {spec.max_new_tokens}")
+    if batch_size is None:
+        batch_size = auto_batch_size(model, spec.max_new_tokens)
+    if batch_size < 1:
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
     if tokenizer.vocab_size != model.config.vocab_size:
         raise DataError(f"tokenizer has {tokenizer.vocab_size} ids but the model {model.config.vocab_size}; "
                         "use the tokenizer saved with the checkpoint")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(manifest_path(out_dir, spec.dataset), spec, shard[1])
-    result = Progress()
+    result = Progress(batch_size=batch_size)
     todo: dict[str, list[int]] = {}
     for split in SPLITS:
         ids = spec.shard_ids(split, shard)

@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="counts (250000:5000:5000) or fractions (0.9:0.05:0.05) (default: all train)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="tokens per sample at most (default: the context length minus one)")
-    p.add_argument("--batch-size", "-b", type=int, default=16, help="samples per batch (default: 16)")
+    p.add_argument("--batch-size", "-b", type=int, default=None,
+                   help="samples per batch (default: as many as a KV cache in a quarter of the free memory "
+                   "holds, at most 64)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the run's, or a new one)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
     p.add_argument("--shard", default=None, metavar="I/N",
@@ -121,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     new = sum(result.written.values())
     where = f" shard {shard[0]}/{shard[1]}" if shard[1] > 1 else ""
-    print(f"{dataset}{where}: seed {seed}; {new} new samples ({result.tokens} tokens) in {seconds:.1f}s"
+    print(f"{dataset}{where}: seed {seed}, batch {result.batch_size}; {new} new samples ({result.tokens} tokens) "
+          f"in {seconds:.1f}s"
           + (f", {new / seconds:.2f} samples/s, {result.tokens / seconds:.0f} tokens/s" if new else "")
           + f"; {sum(result.existing.values())} were already written")
     for split in result.written:
