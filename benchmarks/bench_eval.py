@@ -19,8 +19,9 @@ The reference runs one window per forward in fp32 under torch.no_grad(), as the 
 
 Ours: what `gpt2 eval` runs once the text is tokenized (`evaluate_lm` calls `rolling_nll`), in the variants
 asked for: `fp32-bN` (fp32, N windows per forward; `gpt2 eval`'s default --batch-size is 8), `bf16-bN`
-(weights cast to bf16, as `gpt2 eval --dtype bf16`), `autocast-bN` (fp32 weights, matmuls in bf16 by
-torch.autocast). Reported: scored tokens / median wall time over --repeats, all variants and the
+(weights cast to bf16, as `gpt2 eval --dtype bf16 --no-pack`), `autocast-bN` (fp32 weights, matmuls in
+bf16 by torch.autocast), `fp32pack-bN` / `bf16pack-bN` (the same after `gpt2.packing.pack_for_cpu`, as
+`gpt2 eval` runs on CPU). Reported: scored tokens / median wall time over --repeats, all variants and the
 reference run in turn after a warm-up; ratio = ours / reference throughput (target >= 1.5); NLL sum and its
 relative difference to the reference (fp32: float tolerance; bf16: what the speed costs, meaningful only
 with --checkpoint's trained weights since random ones predict an almost uniform distribution).
@@ -49,6 +50,7 @@ from gpt2.config import GPTConfig  # noqa: E402
 from gpt2.evaluation.perplexity import load_lm_text  # noqa: E402
 from gpt2.evaluation.scoring import rolling_nll, rolling_windows  # noqa: E402
 from gpt2.model import GPT  # noqa: E402
+from gpt2.packing import pack_for_cpu  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VOCAB_FILE = SHARED / "vocab" / "r50k_base.tiktoken"
@@ -101,10 +103,13 @@ def score_ours(model: GPT, ids: list[int], n_ctx: int, stride: int, batch_size: 
     return result.nll, result.tokens
 
 
+KINDS = ("fp32", "bf16", "autocast", "fp32pack", "bf16pack")
+
+
 def parse_variant(name: str) -> tuple[str, int] | None:
-    """("fp32", 8) for "fp32-b8"; None if `name` is not fp32-bN, bf16-bN or autocast-bN."""
+    """("fp32", 8) for "fp32-b8"; None if `name` is not KIND-bN."""
     kind, _, batch = name.partition("-b")
-    return (kind, int(batch)) if kind in ("fp32", "bf16", "autocast") and batch.isdigit() else None
+    return (kind, int(batch)) if kind in KINDS and batch.isdigit() else None
 
 
 def main() -> None:
@@ -116,13 +121,15 @@ def main() -> None:
     parser.add_argument("--n-layer", type=int, default=None, help="override the preset's layers (smoke runs)")
     parser.add_argument("--n-positions", type=int, default=None, help="override the context length (smoke runs)")
     parser.add_argument("--checkpoint", default=None, help="an HF-layout checkpoint instead of random weights")
-    parser.add_argument("--variants", nargs="+", default=["fp32-b1", "fp32-b8", "bf16-b8", "autocast-b8"])
+    parser.add_argument("--variants", nargs="+",
+                        default=["fp32-b1", "fp32-b8", "fp32pack-b8", "bf16-b8", "bf16pack-b8", "autocast-b8"])
     parser.add_argument("--text", type=Path, default=WIKITEXT2_TEST, help="default: WikiText-2 test")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     bad = [name for name in args.variants if parse_variant(name) is None]
     if bad:
-        parser.error(f"--variants {' '.join(bad)}: expected fp32-bN, bf16-bN or autocast-bN (N windows per forward)")
+        parser.error(f"--variants {' '.join(bad)}: expected KIND-bN, KIND one of {', '.join(KINDS)} "
+                     "(N windows per forward)")
     variants = [(name, *parse_variant(name)) for name in args.variants]
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,7 +142,12 @@ def main() -> None:
     stride = args.stride or n_ctx // 2
     ids = text_ids(args.text, n_ctx - 1 + (args.windows - 1) * stride)
     assert len(rolling_windows(len(ids), n_ctx - 1, stride)) == args.windows
-    bf16 = copy.deepcopy(ours).to(torch.bfloat16) if any(k == "bf16" for _, k, _ in variants) else None
+    models = {"fp32": ours, "autocast": ours}
+    kinds = {k for _, k, _ in variants}
+    if kinds & {"bf16", "bf16pack"}:
+        models["bf16"] = copy.deepcopy(ours).to(torch.bfloat16)
+    for kind in kinds & {"fp32pack", "bf16pack"}:
+        models[kind] = pack_for_cpu(copy.deepcopy(models[kind.removesuffix("pack")]))
 
     print(machine_details(["torch", "transformers", "tiktoken", "tokenizers"]))
     c = ours.config
@@ -148,13 +160,12 @@ def main() -> None:
 
     fns = [("transformers fp32, 1/forward", lambda: score_hf(hf, ids, n_ctx, stride))]
     for name, kind, batch in variants:
-        model = bf16 if kind == "bf16" else ours
-        fns.append((f"ours {name}", lambda m=model, b=batch, a=kind == "autocast": score_ours(
+        fns.append((f"ours {name}", lambda m=models[kind], b=batch, a=kind == "autocast": score_ours(
             m, ids, n_ctx, stride, b, a)))
     warm_ids = ids[: n_ctx - 1 + stride]  # two windows: the allocator and oneDNN's kernels get set up
     score_hf(hf, warm_ids, n_ctx, stride)
     for _, kind, batch in variants:
-        score_ours(bf16 if kind == "bf16" else ours, warm_ids, n_ctx, stride, batch, kind == "autocast")
+        score_ours(models[kind], warm_ids, n_ctx, stride, batch, kind == "autocast")
     medians, results = time_alternately([fn for _, fn in fns], args.repeats, warmup=0)
 
     ref_nll, ref_tokens = results[0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpt2.commands import _packing
+
 EPILOG = """\
 examples:
   gpt2 bias --model runs/mini/checkpoint --out bias/mini
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write bias.json, bias.md and bias.png here (default: print the Markdown)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _packing.add_option(p)
     p.set_defaults(func=run)
 
 
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     groups = load_groups(args.groups_file) if args.groups_file else DIMENSIONS  # before loading a model
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=args.device)
+    model = _packing.apply(model, args)
     report = run_probes(model, tokenizer, samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
                         top_k=args.top_k, dimensions=groups, batch_size=args.batch_size,
                         progress=not args.no_progress)

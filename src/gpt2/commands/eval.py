@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpt2.commands import _packing
+
 EPILOG = """\
 tasks:
 {tasks}
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _packing.add_option(p)
     p.set_defaults(func=run)
 
 
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
+    model = _packing.apply(model, args)
     if args.stride is not None and args.stride > model.config.n_positions:
         raise DataError(f"--stride {args.stride} exceeds the context length {model.config.n_positions}")
     results = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpt2.commands import _packing
+
 EPILOG = """\
 examples:
   gpt2 generate "In a shocking finding,"                   top-k 40 samples from GPT-2 124M
@@ -51,9 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="weights' precision: fp32, bf16 or int8 (int8 weights, fp32 activations; CPU only); on "
                    "CPUs with bfloat16 instructions bf16 and int8 decode about 1.6x as fast as fp32 (default: fp32)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    p.add_argument("--no-pack", action="store_true",
-                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
-                   "vocabulary projection, see gpt2.packing)")
+    _packing.add_option(p)
     p.set_defaults(func=run)
 
 
@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
 
     from gpt2 import sampling
     from gpt2.checkpoint import load_pretrained, load_tokenizer
-    from gpt2.packing import can_pack, pack_for_cpu
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     tokenizer = load_tokenizer(args.model)  # first: it is quick and its errors need no model load
@@ -73,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from gpt2.quantize import quantize_int8
 
         model = quantize_int8(model)
-    if not args.no_pack and can_pack(model):
-        pack_for_cpu(model)  # see gpt2.packing: faster CPU decoding
+    model = _packing.apply(model, args)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
     options = dict(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or None,

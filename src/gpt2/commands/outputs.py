@@ -6,6 +6,8 @@ import argparse
 import os
 import time
 
+from gpt2.commands import _packing
+
 EPILOG = """\
 examples:
   gpt2 outputs -m out/run1 --n 1200 --split 1000:100:100 --sampling topk:40 --seed 1 --out data/outputs
@@ -63,9 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu",
                    help="torch device (default: cpu; cuda under torchrun uses LOCAL_RANK)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-pack", action="store_true",
-                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
-                   "vocabulary projection, see gpt2.packing)")
+    _packing.add_option(p)
     p.set_defaults(func=run)
 
 
@@ -89,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gpt2.checkpoint import load_pretrained, load_tokenizer
-    from gpt2.packing import can_pack, pack_for_cpu
 
     sampling = outputs.parse_sampling(args.sampling)
     splits = outputs.parse_splits(args.split, args.n)
@@ -99,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=device, dtype=getattr(torch, DTYPES[args.dtype]))
-    if not args.no_pack and can_pack(model):
-        pack_for_cpu(model)  # see gpt2.packing: faster CPU decoding
+    model = _packing.apply(model, args)
     name = args.name or Path(str(args.model).rstrip("/")).name
     dataset = f"{name}{sampling.suffix}"
     seed = args.seed

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from gpt2.commands import _packing
+
 EPILOG = """\
 examples:
   gpt2 serve --model out/run1                       http://127.0.0.1:8000/ : the page; /docs : the API
@@ -49,9 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default=None, metavar="DIR",
                    help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--no-pack", action="store_true",
-                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
-                   "vocabulary projection, see gpt2.packing)")
+    _packing.add_option(p)
     p.set_defaults(func=run)
 
 
@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.errors import GPT2Error
-    from gpt2.packing import can_pack, pack_for_cpu
     from gpt2.server import create_app
 
     for name in ("max_batch", "max_queue", "max_tokens_limit"):
@@ -71,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.model)
     model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    if not args.no_pack and can_pack(model):
-        pack_for_cpu(model)  # see gpt2.packing: faster CPU decoding
+    model = _packing.apply(model, args)
     detector = load_detector(args.detector) if args.detector else None
     app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
                      max_batch=args.max_batch, max_queue=args.max_queue,
