@@ -278,39 +278,24 @@ class Progress:
 
 
 MAX_AUTO_BATCH = 64
+AUTO_CACHE_BUDGET = 2 * 2**30  # bytes of KV cache an automatic CPU batch may fill
 
 
 def auto_batch_size(model, max_new_tokens: int, budget_bytes: int | None = None) -> int:
-    """Samples per batch for bulk sampling: as many as fit a KV cache of `budget_bytes` at full length
-    (default: a quarter of the memory available on the model's device), from 1 to MAX_AUTO_BATCH; 16 where
-    the available memory is unknown. Wider batches keep the matrix products busier (124M, bf16, packed, 2
-    CPU cores, 256 tokens: batch 16 462 tokens/s, 32 605, 64 704); per-sample random streams make the
-    samples the same whatever the batch."""
+    """Samples per batch for bulk sampling: as many as fit a KV cache of `budget_bytes` at full length, from
+    1 to MAX_AUTO_BATCH. The default budget is fixed (2 GiB on CPU, a quarter of the GPU's total memory),
+    not read from free memory, so that a rerun or a resumed run batches alike: a row computed in another
+    batch shape can round differently (bfloat16 at batch 1). Wider batches keep the matrix products busier
+    (124M, bf16, packed, 2 CPU cores, 256 tokens: batch 16 462 tokens/s, 32 605, 64 704)."""
+    import torch
+
     c = model.config
     per_sample = 2 * c.n_layer * c.n_embd * (max_new_tokens + 1) * model.dtype.itemsize  # keys + values
     if budget_bytes is None:
-        available = _available_memory(model.device)
-        if available is None:
-            return 16
-        budget_bytes = available // 4
+        device = torch.device(model.device)
+        cuda = device.type == "cuda"
+        budget_bytes = torch.cuda.get_device_properties(device).total_memory // 4 if cuda else AUTO_CACHE_BUDGET
     return max(1, min(MAX_AUTO_BATCH, budget_bytes // per_sample))
-
-
-def _available_memory(device) -> int | None:
-    """Bytes free for new allocations on `device`: the GPU's free memory, or Linux's MemAvailable."""
-    import torch
-
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def generate_outputs(

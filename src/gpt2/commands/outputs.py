@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="tokens per sample at most (default: the context length minus one)")
     p.add_argument("--batch-size", "-b", type=int, default=None,
-                   help="samples per batch (default: as many as a KV cache in a quarter of the free memory "
-                   "holds, at most 64)")
+                   help="samples per batch (default: as many as a full-length KV cache of 2 GiB holds, a "
+                   "quarter of the memory on a GPU; at most 64)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the run's, or a new one)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory")
     p.add_argument("--shard", default=None, metavar="I/N",
