@@ -66,12 +66,12 @@ def build(args: argparse.Namespace):
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from gpt2.packing import can_pack, pack_for_cpu
+    from gpt2.packing import pack_if_possible
     from gpt2.server import create_app
 
     model, tokenizer, name = build(args)
-    if not args.no_pack and can_pack(model):
-        pack_for_cpu(model)  # as `gpt2 serve` does on CPU
+    if not args.no_pack:
+        pack_if_possible(model)  # as `gpt2 serve` does on CPU
     app = create_app(model, tokenizer, model_name=name, max_batch=args.max_batch, max_queue=args.max_queue,
                      max_tokens_limit=max(args.max_tokens, 16))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")

@@ -292,9 +292,8 @@ def auto_batch_size(model, max_new_tokens: int, budget_bytes: int | None = None)
     c = model.config
     per_sample = 2 * c.n_layer * c.n_embd * (max_new_tokens + 1) * model.dtype.itemsize  # keys + values
     if budget_bytes is None:
-        device = torch.device(model.device)
-        cuda = device.type == "cuda"
-        budget_bytes = torch.cuda.get_device_properties(device).total_memory // 4 if cuda else AUTO_CACHE_BUDGET
+        cuda = model.device.type == "cuda"
+        budget_bytes = torch.cuda.get_device_properties(model.device).total_memory // 4 if cuda else AUTO_CACHE_BUDGET
     return max(1, min(MAX_AUTO_BATCH, budget_bytes // per_sample))
 
 

@@ -42,6 +42,11 @@ class PackingError(GPT2Error, ValueError):
     """The model or the machine cannot use packed weights."""
 
 
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    """An (out_features, in_features) weight in oneDNN's blocked layout."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), _ROWS_HINT)
+
+
 def can_pack(model: GPT) -> bool:
     """True if this PyTorch has oneDNN's packed products for the model's device and dtype (tried once on a
     small layer: some builds list oneDNN but lack a kernel for a dtype)."""
@@ -68,13 +73,13 @@ def _packed_products_work(dtype: torch.dtype) -> bool:
 class PackedLinear(nn.Module):
     """`nn.Linear` whose weight is stored in oneDNN's blocked layout (CPU, float32 or bfloat16)."""
 
-    def __init__(self, linear: nn.Linear, gelu: str | None = None, rows_hint: int = _ROWS_HINT) -> None:
+    def __init__(self, linear: nn.Linear, gelu: str | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.dtype = linear.weight.dtype
         self.gelu = gelu  # None, or the GELU approximation ("tanh", "none") applied to the product
         # not a buffer: Module.to() and state_dict would treat the blocked tensor as an ordinary one
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), rows_hint)
+        self.packed = _pack(linear.weight)
         self.bias = nn.Parameter(linear.bias.detach(), requires_grad=False) if linear.bias is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +114,7 @@ class PackedLinear(nn.Module):
                 error_msgs.append(f"size mismatch for {key}: expected {(self.out_features, self.in_features)}, "
                                   f"got {tuple(weight.shape)}")
             else:
-                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(self.dtype), _ROWS_HINT)
+                self.packed = _pack(weight.to(self.dtype))
         elif strict:
             missing_keys.append(key)
         rest = {k: v for k, v in state_dict.items() if k != key}
@@ -123,7 +128,7 @@ class PackedLinear(nn.Module):
         for name, value in self.__dict__.items():
             if name != "packed":
                 new.__dict__[name] = copy.deepcopy(value, memo)
-        new.packed = torch.ops.mkldnn._reorder_linear_weight(self.weight_dense(), _ROWS_HINT)
+        new.packed = _pack(self.weight_dense())
         return new
 
     def extra_repr(self) -> str:
@@ -149,6 +154,11 @@ def pack_for_cpu(model: GPT) -> GPT:
             if isinstance(child, nn.Linear):
                 setattr(parent, name, PackedLinear(child))
     return model
+
+
+def pack_if_possible(model: GPT) -> GPT:
+    """`pack_for_cpu(model)` where `can_pack(model)`; otherwise the model as it is (GPU, fp16, no oneDNN)."""
+    return pack_for_cpu(model) if can_pack(model) else model
 
 
 def is_packed(model: nn.Module) -> bool:

@@ -13,8 +13,6 @@ def add_option(p: argparse.ArgumentParser) -> None:
 
 def apply(model, args: argparse.Namespace):
     """The model packed for faster CPU inference, unless --no-pack or it cannot be (GPU, fp16, no oneDNN)."""
-    from gpt2.packing import can_pack, pack_for_cpu
+    from gpt2.packing import pack_if_possible
 
-    if not args.no_pack and can_pack(model):
-        pack_for_cpu(model)
-    return model
+    return model if args.no_pack else pack_if_possible(model)
