@@ -33,7 +33,7 @@ from contextlib import nullcontext
 
 import torch
 import transformers
-from _machine import cpu_model
+from _machine import cpu_model, load_average
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
@@ -44,13 +44,6 @@ from gpt2.training.metrics import flops_per_token, peak_flops
 from gpt2.training.optim import make_optimizer
 
 LR, GRAD_CLIP = 6e-4, 1.0
-
-
-def load() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def build_models(preset: str) -> tuple[GPT, GPT2LMHeadModel]:
@@ -115,7 +108,7 @@ def run_dtype(dtype: str, args: argparse.Namespace) -> dict:
         for side in order:
             side.step(x, y)
         print(f"  {dtype} step {i + 1}/{total}: " + ", ".join(
-            f"{s.name} {s.times[-1]:.2f} s" for s in sides) + f"  (load {load()})", file=sys.stderr)
+            f"{s.name} {s.times[-1]:.2f} s" for s in sides) + f"  (load {load_average()})", file=sys.stderr)
     tokens = args.batch_size * args.seq_len
     n_params = ours_model.num_parameters()
     fpt = flops_per_token(ours_model.config, n_params, args.seq_len)
@@ -150,7 +143,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 means TF32 tensor cores on GPU, as nanoGPT runs
         torch.backends.cudnn.allow_tf32 = True
 
-    load_before = load()
+    load_before = load_average()
     start = time.monotonic()
     results = [run_dtype(dtype, args) for dtype in args.dtypes]
     minutes = (time.monotonic() - start) / 60
@@ -159,7 +152,7 @@ def main() -> None:
     if args.device == "cuda":
         print(f"GPU: {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, python "
-          f"{platform.python_version()}; load average (1/5/15 min) {load_before} before, {load()} after "
+          f"{platform.python_version()}; load average (1/5/15 min) {load_before} before, {load_average()} after "
           f"{minutes:.1f} min")
     print(f"model {args.preset} ({results[0]['n_params']:,} parameters, random weights), batch "
           f"{args.batch_size} x {args.seq_len} tokens, fused AdamW + clipping, "

@@ -183,17 +183,15 @@ def read_bias(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _training_state(checkpoint: Path, sources: list[str]) -> dict[str, Any] | None:
-    import torch
-
-    from gpt2.training.checkpointing import STATE_FILE
+    from gpt2.training.checkpointing import STATE_FILE, load_state
 
     path = checkpoint / STATE_FILE
     if not path.is_file():
         return None
     try:
         # mmap: the optimizer's tensors (twice the model's size) are mapped, not read; only the small
-        # entries below are used. weights_only: nothing in the file can run code.
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # entries below are used
+        state = load_state(checkpoint, mmap=True)
     except Exception as e:
         raise CheckpointError(f"{path}: cannot be read as a training state ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict):

@@ -117,12 +117,12 @@ def score_continuations(
         for row, i in enumerate(batch):
             ids = prepared[i][0]
             idx[row, : len(ids)] = torch.tensor(ids)
-        logits = logits_of(model, idx.to(device))
+        # Position p predicts token p + 1: the continuation's n tokens are predicted by the last n inputs.
+        spans = [(len(prepared[i][0]) - prepared[i][1], len(prepared[i][0])) for i in batch]
+        scored = torch.cat(list(_logits_at(model, idx.to(device), spans)))
         rows = []
-        for row, i in enumerate(batch):
-            ids, n = prepared[i]
-            # Position p predicts token p + 1: the continuation's n tokens are predicted by the last n inputs.
-            logp = F.log_softmax(logits[row, len(ids) - n : len(ids)].float(), dim=-1)
+        for i, logits in zip(batch, scored.split([b - a for a, b in spans]), strict=True):
+            logp = F.log_softmax(logits.float(), dim=-1)
             tgt = torch.tensor(targets[i], device=logp.device)
             rows.append((logp.gather(1, tgt[:, None])[:, 0], logp.argmax(-1) == tgt))
         for i, (logprobs, greedy) in zip(batch, _to_cpu(rows), strict=True):  # one device sync per batch

@@ -100,9 +100,11 @@ def _fsync_tree(directory: Path) -> None:
     _fsync_dir(directory)
 
 
-def load_state(checkpoint: Path) -> dict[str, Any]:
+def load_state(checkpoint: Path, mmap: bool = False) -> dict[str, Any]:
+    """The training state beside a checkpoint. mmap: tensors are mapped, not read (for readers that use
+    only the small entries, not the optimizer's tensors)."""
     # weights_only: the file holds tensors, numbers, strings and containers only, so nothing executes.
-    return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    return torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 # ---- RNG states ----
