@@ -11,27 +11,18 @@ import time
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's name, class and the flags that decide it (gpt2.hardware): every figure is tied to a class."""
+    from gpt2.hardware import cpu
+
+    return cpu().describe()
 
 
-def cpu_flags(*wanted: str) -> list[str]:
-    """Which of the `wanted` CPU flags /proc/cpuinfo lists (e.g. avx512_bf16, amx_bf16): what bf16 can use."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in have]
-    except OSError:
-        pass
-    return []
+def default_dtypes() -> list[str]:
+    """fp32, and bf16 where this CPU multiplies it natively: emulated bf16 (AVX2, AVX-512 without BF16) is
+    10-80x slower and would only time the emulation. Ask for it with --dtypes to see that."""
+    from gpt2.hardware import cpu
+
+    return ["fp32", "bf16"] if cpu().native_bf16 else ["fp32"]
 
 
 def load_average() -> str:
@@ -40,9 +31,8 @@ def load_average() -> str:
 
 
 def machine_details(packages: list[str]) -> str:
-    """CPU model and flags, cores, torch threads, load average (1/5/15 min) and the versions of `packages`."""
-    flags = " ".join(cpu_flags("avx2", "avx512f", "avx512_bf16", "amx_bf16")) or "-"
-    lines = [f"CPU: {cpu_model()}; {os.cpu_count()} cores; flags {flags}"]
+    """CPU model, class and flags, cores, torch threads, load average (1/5/15 min) and the versions of `packages`."""
+    lines = [f"CPU: {cpu_model()}; {os.cpu_count()} cores"]
     threads = ""
     if "torch" in packages:
         import torch

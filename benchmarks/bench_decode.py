@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from _machine import cpu_model, time_alternately
+from _machine import cpu_model, default_dtypes, time_alternately
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--preset", default="124M")
-    parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, "int8"], default=[*DTYPES, "int8"])
+    parser.add_argument("--dtypes", nargs="+", choices=[*DTYPES, "int8"], default=[*default_dtypes(), "int8"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (int8 is CPU-only)")
     parser.add_argument("--accuracy", metavar="CHECKPOINT", help="measure NLL/logit changes instead of speed")

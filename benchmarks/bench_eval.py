@@ -41,7 +41,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from _machine import machine_details, time_alternately  # noqa: E402
+from _machine import default_dtypes, machine_details, time_alternately  # noqa: E402
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel  # noqa: E402
 
@@ -122,7 +122,8 @@ def main() -> None:
     parser.add_argument("--n-positions", type=int, default=None, help="override the context length (smoke runs)")
     parser.add_argument("--checkpoint", default=None, help="an HF-layout checkpoint instead of random weights")
     parser.add_argument("--variants", nargs="+",
-                        default=["fp32-b1", "fp32-b8", "fp32pack-b8", "bf16-b8", "bf16pack-b8", "autocast-b8"])
+                        default=["fp32-b1", "fp32-b8", "fp32pack-b8",
+                                 *(["bf16-b8", "bf16pack-b8", "autocast-b8"] if "bf16" in default_dtypes() else [])])
     parser.add_argument("--text", type=Path, default=WIKITEXT2_TEST, help="default: WikiText-2 test")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()

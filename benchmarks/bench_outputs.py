@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from _machine import cpu_model
+from _machine import cpu_model, default_dtypes
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    parser.add_argument("--dtype", choices=list(DTYPES), default=default_dtypes()[-1],
+                        help="default: bf16 where this CPU has it natively, else fp32")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-pack", action="store_true", help="ours as a plain module, not packed")
     args = parser.parse_args()

@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from _machine import cpu_model, time_alternately
+from _machine import cpu_model, default_dtypes, time_alternately
 from bench_decode import DTYPES, build_models
 
 from gpt2.packing import can_pack, pack_for_cpu
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="124M")
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=default_dtypes())
     parser.add_argument("--one-prompt", action="store_true", help="one prompt sampled --batch times")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (memory is measured on CPU only)")

@@ -33,7 +33,7 @@ from contextlib import nullcontext
 
 import torch
 import transformers
-from _machine import cpu_model, load_average
+from _machine import cpu_model, default_dtypes, load_average
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4, help="timed steps per side and dtype (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side and dtype first")
-    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=default_dtypes())
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run: --seq-len 1024 --compile)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")

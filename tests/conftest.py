@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# GPT2_TEST_SHARED=/nonexistent runs the suite as on a machine without ../shared (what .ci/run also does).
+SHARED = Path(os.environ.get("GPT2_TEST_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 GPT2_VOCAB_FILE = SHARED / "vocab" / "r50k_base.tiktoken"
 # tiktoken caches r50k_base.tiktoken under the sha1 of its download URL.
 R50K_CACHE_NAME = "0ea1e91bbb3a60f729a8dc8f777fd2fc07cd8df4"
@@ -25,6 +27,17 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference data {path} is absent (it lives outside the project, in ../shared/data)")
     return path
+
+
+def real_text(max_bytes: int = 1_100_000) -> str:
+    """Tiny Shakespeare (1.1 MB) when ../shared has it; else as much real text that every machine has: the
+    running Python's documentation and standard library (gpt2.corpus, what `gpt2 demo` trains on)."""
+    path = SHARED / "data" / "tinyshakespeare" / "input.txt"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")[:max_bytes]
+    from gpt2.corpus import stdlib_documents
+
+    return "\n\n".join(stdlib_documents(max_bytes))[:max_bytes]
 
 
 @pytest.fixture(scope="module")

@@ -150,12 +150,12 @@ def hf2(ck2):
 
 @pytest.fixture(scope="module")
 def ours(ck):
-    return lm_stats.load_model(str(ck))[0]
+    return lm_stats.load_model(str(ck), dtype="fp32")[0]  # compared with transformers' float32 below
 
 
 @pytest.fixture(scope="module")
 def ours2(ck2):
-    return lm_stats.load_model(str(ck2))[0]
+    return lm_stats.load_model(str(ck2), dtype="fp32")[0]
 
 
 TEXTS = ["the cat sat on the mat.", "a dog ran in the park; the sun is warm",

@@ -318,7 +318,7 @@ def test_cli_outputs_shards_merge_and_human(tmp_path, checkpoint, reference, mon
     corpus.write_text("the sun is warm, and so is the sand.\n\nthe cat sat on the mat.\n\n" * 10)
     out = tmp_path / "out"
     base = ["outputs", "-m", str(checkpoint), "--name", "nano", "--split", SPLITS, "--max-new-tokens",
-            str(MAX_NEW), "--out", str(out), "--no-progress", "-b", "5"]
+            str(MAX_NEW), "--out", str(out), "--no-progress", "-b", "5", "--dtype", "fp32"]  # as `reference`
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main([*base, "--seed", "1"]) == 0  # shard 1/2 from torchrun's variables

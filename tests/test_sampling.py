@@ -423,16 +423,16 @@ def checkpoint_dir(tmp_path_factory, tokenizer):
 
 def test_cli_generate(checkpoint_dir, tokenizer, capsys, monkeypatch):
     args = ["generate", "--model", str(checkpoint_dir), "-n", "12", "--seed", "3", "--num-samples", "2"]
-    assert main([*args, "hello world"]) == 0
+    assert main([*args, "--dtype", "fp32", "hello world"]) == 0  # as the float32 reference below
     out = capsys.readouterr().out
     model = load_pretrained(checkpoint_dir)
     samples = generate_text(model, tokenizer, "hello world", max_new_tokens=12, seed=3, top_k=40,
                             num_samples=2)
     assert out == "".join(f"{'=' * 40} SAMPLE {i + 1} {'=' * 40}\n{s.text}\n" for i, s in enumerate(samples))
-    assert main([*args, "--stream", "hello world"]) == 0
+    assert main([*args, "--dtype", "fp32", "--stream", "hello world"]) == 0
     assert capsys.readouterr().out == out
     monkeypatch.setattr("sys.stdin", io.StringIO("hello world"))
-    assert main([*args, "-"]) == 0
+    assert main([*args, "--dtype", "fp32", "-"]) == 0
     assert capsys.readouterr().out == out
     assert main([*args, "--dtype", "bf16", "--top-k", "0", "--top-p", "0.9", "-t", "0.8", "hi"]) == 0
     assert capsys.readouterr().out.count("SAMPLE") == 2

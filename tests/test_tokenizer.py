@@ -15,7 +15,7 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED, shared_data
+from conftest import SHARED, real_text, shared_data
 from gpt2.cli import main
 from gpt2.errors import TokenizerError
 from gpt2.tokenizer import Tokenizer
@@ -342,17 +342,9 @@ def test_gpt2_vocab_offline_errors(gpt2_tokenizer, tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- training
 
 
-def training_text() -> str:
-    path = SHARED / "data" / "tinyshakespeare" / "input.txt"
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    words = "the of and to in is that it was for on are with as his they be at one have this from".split()
-    return "\n".join(" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) for i in range(3000))
-
-
 @pytest.fixture(scope="module")
 def trained() -> tuple[Tokenizer, str]:
-    text = training_text()
+    text = real_text()
     return Tokenizer.train([text], vocab_size=1000), text
 
 

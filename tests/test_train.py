@@ -12,12 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import real_text
+from gpt2 import hardware
 from gpt2.cli import main
 from gpt2.config import GPTConfig
 from gpt2.data import TokenDataset, prepare
@@ -28,7 +31,6 @@ from gpt2.training import TrainConfig, Trainer, TrainingError, checkpointing, tr
 from gpt2.training.metrics import flops_per_token
 from gpt2.training.optim import lr_at, make_optimizer
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # Small and fast: every run below is the "nano" preset (2 layers, 64 wide) on 64-token windows.
 TINY = dict(model_size="nano", seq_len=64, batch_size=8, dtype="fp32", lr=3e-3, warmup_steps=5,
             eval_tokens=4096)
@@ -48,22 +50,11 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def corpus_text() -> str:
-    """Tiny Shakespeare when ../shared has it; else generated text with the same paragraph structure."""
-    if SHAKESPEARE.is_file():
-        return SHAKESPEARE.read_text(encoding="utf-8")
-    import random
-
-    rng = random.Random(0)
-    words = "the king queen castle river stone light night sword crown of and to in a was said".split()
-    return "\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) for _ in range(6000))
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """A prepared directory: a 512-id BPE trained on the corpus, paragraphs as documents, 10% held out."""
     root = tmp_path_factory.mktemp("train-data")
-    text = corpus_text()
+    text = real_text()
     (root / "corpus.txt").write_text(text, encoding="utf-8")
     Tokenizer.train([text], vocab_size=512).save_pretrained(root / "tok")
     prepare([root / "corpus.txt"], root / "tok", root / "data", val_fraction=0.1, txt_split="paragraph",
@@ -121,7 +112,7 @@ def test_checkpoint_loads_in_transformers_with_equal_logits(trained):
 
     ours = load_pretrained(trained / "checkpoint")
     hf = GPT2LMHeadModel.from_pretrained(trained / "checkpoint").eval()
-    ids = torch.randint(0, 512, (2, 48), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(0, ours.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours(ids)[0], hf(ids).logits, atol=1e-5, rtol=1e-5)
     assert read_metadata(trained / "checkpoint")["step"] == 100
@@ -331,17 +322,31 @@ def test_a_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeyp
 
 
 def test_bf16_autocast_tracks_fp32(dataset, tmp_path):
-    """bf16 autocast (AMX on this CPU, tensor cores on CUDA) keeps fp32 master weights; its losses stay
-    within bf16's ~3 significant digits of the fp32 run's over a few steps."""
+    """bf16 autocast (native on AMX / AVX512-BF16 CPUs and CUDA, emulated elsewhere) keeps fp32 master
+    weights; its losses stay within bf16's ~3 significant digits of the fp32 run's over a few steps."""
     runs = {}
     for dtype in ("fp32", "bf16"):
-        trainer = Trainer(run_config(dataset, tmp_path / dtype, max_steps=3, eval_interval=3, dtype=dtype),
-                          progress=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer = Trainer(run_config(dataset, tmp_path / dtype, max_steps=3, eval_interval=3, dtype=dtype),
+                              progress=False)
+        emulated = dtype == "bf16" and not hardware.cpu().native_bf16
+        assert any(issubclass(w.category, hardware.SlowDtypeWarning) for w in caught) == emulated
         assert trainer.bf16 == (dtype == "bf16")
         trainer.train()
         assert trainer.raw_model.transformer.wte.weight.dtype == torch.float32
         runs[dtype] = [loss for _, loss in losses(tmp_path / dtype)]
     assert runs["bf16"] == pytest.approx(runs["fp32"], abs=0.05)
+
+
+@pytest.mark.parametrize("kind, flags, bf16", [("amx", {"amx_bf16", "avx512_bf16", "avx512f", "avx2"}, True),
+                                               ("avx512-bf16", {"avx512_bf16", "avx512f", "avx2"}, True),
+                                               ("avx2", {"avx2", "fma"}, False)])
+def test_auto_dtype_trains_in_bf16_only_where_the_cpu_has_it(dataset, tmp_path, monkeypatch, kind, flags, bf16):
+    monkeypatch.setattr(hardware, "cpu", lambda: hardware.CPU(name=f"fake {kind}", flags=frozenset(flags)))
+    trainer = Trainer(run_config(dataset, tmp_path / kind, max_steps=1, dtype="auto", device="cpu"),
+                      progress=False)
+    assert trainer.bf16 == bf16
 
 
 # ---- pieces ----

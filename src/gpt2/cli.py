@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from gpt2.errors import GPT2Error
 
@@ -35,13 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+            return args.func(args) or 0
     except GPT2Error as e:
         print(f"gpt2 {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gpt2 {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warnings(command: str, default):
+    """The project's own warnings as `gpt2 CMD: warning: ...` lines; other libraries' as they print them."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("gpt2") or "/gpt2/" in filename.replace("\\", "/"):
+            print(f"gpt2 {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any]:
     """Run every step; return the summary that is also written to `<out>/summary.json`."""
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.data import TokenDataset, prepare
+    from gpt2.inference import load_for_inference
     from gpt2.sampling import generate_text
     from gpt2.tokenizer import Tokenizer
     from gpt2.training import TrainConfig, Trainer
@@ -102,7 +102,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any
 
     t = time.monotonic()
     checkpoint = Path(result["checkpoint"])
-    model, tokenizer = load_pretrained(checkpoint), load_tokenizer(checkpoint)
+    model, tokenizer = load_for_inference(checkpoint)  # the fastest correct dtype and layout here
     samples = generate_text(model, tokenizer, PROMPTS, max_new_tokens=cfg.max_new_tokens, top_k=40,
                             seed=cfg.seed)
     write_samples(samples, PROMPTS, out / "samples.md")

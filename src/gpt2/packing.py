@@ -25,12 +25,12 @@ and `copy.deepcopy` repack.
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 import torch.nn as nn
 
 from gpt2.errors import GPT2Error
+from gpt2.hardware import packed_dtypes
 from gpt2.model import GPT
 
 # The rows a product is expected to have, which oneDNN may use to pick the blocking. The layout it picks on
@@ -48,26 +48,9 @@ def _pack(weight: torch.Tensor) -> torch.Tensor:
 
 
 def can_pack(model: GPT) -> bool:
-    """True if this PyTorch has oneDNN's packed products for the model's device and dtype (tried once on a
-    small layer: some builds list oneDNN but lack a kernel for a dtype)."""
-    if model.device.type != "cpu" or model.dtype not in (torch.float32, torch.bfloat16):
-        return False
-    return _packed_products_work(model.dtype)
-
-
-@functools.cache
-def _packed_products_work(dtype: torch.dtype) -> bool:
-    if not torch.backends.mkldnn.is_available():
-        return False
-    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return False
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # leaves the caller's random stream alone
-            linear = nn.Linear(16, 8).to(dtype)
-            x = torch.randn(3, 16, dtype=dtype)
-            return bool(torch.allclose(PackedLinear(linear)(x).float(), linear(x).float(), rtol=0.02, atol=0.02))
-    except (RuntimeError, NotImplementedError):
-        return False
+    """True if oneDNN can prepack this model's weights here: a float32 or bfloat16 model on the CPU, with
+    the kernels for its dtype (AVX2-only CPUs have no bf16 layout; see `gpt2.hardware.packed_dtypes`)."""
+    return model.device.type == "cpu" and model.dtype in packed_dtypes()
 
 
 class PackedLinear(nn.Module):
@@ -142,8 +125,9 @@ def pack_for_cpu(model: GPT) -> GPT:
     GELU moves into its c_fc (its `act` becomes nn.Identity). Returns the model in eval mode without gradients.
     Raises PackingError where `can_pack` is False."""
     if not can_pack(model):
-        raise PackingError(f"packed weights need a float32 or bfloat16 model on a CPU with oneDNN; this one "
-                           f"is {model.dtype} on {model.device}")
+        raise PackingError(f"packed weights need a float32 or bfloat16 model on a CPU whose oneDNN packs that "
+                           f"dtype; this one is {model.dtype} on {model.device}, and this machine packs "
+                           f"{sorted(map(str, packed_dtypes())) or 'none'}")
     model.eval().requires_grad_(False)
     for block in model.transformer.h:
         mlp = block.mlp
@@ -157,7 +141,8 @@ def pack_for_cpu(model: GPT) -> GPT:
 
 
 def pack_if_possible(model: GPT) -> GPT:
-    """`pack_for_cpu(model)` where `can_pack(model)`; otherwise the model as it is (GPU, fp16, no oneDNN)."""
+    """`pack_for_cpu(model)` where `can_pack(model)`; otherwise the model as it is, in the plain layout that
+    works (GPU, fp16, bf16 on a CPU without oneDNN's bf16 layout, no oneDNN)."""
     return pack_for_cpu(model) if can_pack(model) else model
 
 

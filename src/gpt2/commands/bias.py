@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _packing
+from gpt2.commands import _model
 
 EPILOG = """\
 examples:
@@ -31,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
-                   help="checkpoint directory or hub name (default: gpt2)")
     p.add_argument("--samples", "-s", type=int, default=20, metavar="N",
                    help="completions per template and group (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples (default: 0)")
@@ -45,14 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", "-b", type=int, default=8, help="sequences per scoring pass (default: 8)")
     p.add_argument("--out", "-o", default=None, metavar="DIR",
                    help="write bias.json, bias.md and bias.png here (default: print the Markdown)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _packing.add_option(p)
+    _model.add_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.errors import DataError
     from gpt2.evaluation.bias import DIMENSIONS, load_groups, markdown, run_probes, write_report
 
@@ -61,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise DataError(f"{name} must be a positive integer, got {value}")
     groups = load_groups(args.groups_file) if args.groups_file else DIMENSIONS  # before loading a model
-    tokenizer = load_tokenizer(args.model)
-    model = load_pretrained(args.model, device=args.device)
-    model = _packing.apply(model, args)
+    model, tokenizer = _model.load(args)
     report = run_probes(model, tokenizer, samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
                         top_k=args.top_k, dimensions=groups, batch_size=args.batch_size,
                         progress=not args.no_progress)

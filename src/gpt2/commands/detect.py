@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from gpt2.hardware import DTYPE_CHOICES
+
 EPILOG = """\
 detectors:
   tfidf           OpenAI's baseline: TF-IDF 1-2-grams + logistic regression, C chosen on valid
@@ -39,7 +41,10 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="classifier: most epochs (default: 5)")
     p.add_argument("--lr", type=float, default=None, help="classifier: AdamW learning rate (default: 2e-5)")
     p.add_argument("--batch-size", type=int, default=None, help="classifier: batch size (default: 16)")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
+                   help="scoring models' precision (default: auto = bf16 where the device multiplies it "
+                   "natively, else fp32; the classifier trains in fp32 unless told otherwise)")
+    p.add_argument("--device", default="auto", help="torch device (default: auto = cuda if available, else cpu)")
 
 
 def _detector_options(args: argparse.Namespace) -> dict:
@@ -54,6 +59,8 @@ def _detector_options(args: argparse.Namespace) -> dict:
     if args.model is None:
         raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR")
     opts.update(model=args.model, device=args.device)
+    if args.dtype != "auto":
+        opts["dtype"] = args.dtype
     if args.max_tokens is not None:
         opts["max_tokens"] = args.max_tokens
     if name == "binoculars":
@@ -95,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=int, default=None, metavar="N", help="read at most N texts per file")
     e.add_argument("--out", "-o", required=True, metavar="DIR",
                    help="writes results.json, results.md, roc.png")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="auto", help="torch device (default: auto)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=run_eval)
 
@@ -105,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--model", "-m", default=None, metavar="DIR",
                    help="checkpoint for the GLTR ranks (default: the detector's scoring model, if any)")
     s.add_argument("--top-k", type=int, default=5, help="alternatives listed per token (default: 5)")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="auto", help="torch device (default: auto)")
     s.set_defaults(func=run_score)
 
     m = sub.add_parser("matrix", help="the transfer table: trained on each source, tested on each")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _packing
+from gpt2.commands import _model
 
 EPILOG = """\
 tasks:
@@ -23,9 +23,6 @@ cbt/cbtest_NE_test_2500ex.txt.
 perplexity, summarize, translate, qa and coqa have no standard file: they always take --data-path.
 --limit counts examples (language-modelling tasks: lines; text8: words; coqa: stories)."""
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from gpt2.evaluation.tasks import TASKS
 
@@ -37,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG.format(tasks=tasks),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
-                   help="checkpoint directory or hub name (default: gpt2)")
     p.add_argument("--task", "-t", action="append", required=True, choices=list(TASKS), metavar="TASK",
                    help=f"task to run, repeatable: {', '.join(TASKS)}")
     p.add_argument("--data-path", default=None, metavar="FILE",
@@ -54,20 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="score WikiText/PTB/CBT text as tokenized instead of de-tokenized")
     p.add_argument("--out", "-o", default=None, metavar="DIR",
                    help="write results.json and results.md here (merged with earlier runs of the same model)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _packing.add_option(p)
+    _model.add_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.errors import DataError
     from gpt2.evaluation import markdown_table, resolve_data_path, run_task, write_results
     from gpt2.evaluation.report import nearest_paper_size
+    from gpt2.hardware import dtype_name
 
     tasks = list(dict.fromkeys(args.task))
     if args.data_path is not None and len(tasks) > 1:
@@ -80,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--shots must be 0 or more, got {args.shots}")
 
     paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
-    tokenizer = load_tokenizer(args.model)
-    model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    model = _packing.apply(model, args)
+    model, tokenizer = _model.load(args)
     if args.stride is not None and args.stride > model.config.n_positions:
         raise DataError(f"--stride {args.stride} exceeds the context length {model.config.n_positions}")
     results = []
@@ -103,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.out:
         json_path, md_path = write_results(results, args.out, str(args.model), n_parameters,
-                                           extra={"dtype": args.dtype})
+                                           extra={"dtype": dtype_name(model.dtype)})
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     else:
         print()

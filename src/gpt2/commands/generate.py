@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _packing
+from gpt2.commands import _model
 
 EPILOG = """\
 examples:
@@ -18,9 +18,6 @@ examples:
 An empty prompt samples unconditionally (from <|endoftext|>). Text from stdin is used exactly as read,
 trailing newline included."""
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "float32"}  # int8: weights only, see gpt2.quantize
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate",
@@ -30,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompt", nargs="?", default="", help="the prompt; '-' reads it from stdin; default: none")
-    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
-                   help="checkpoint directory or hub name: gpt2, gpt2-medium, ... (default: gpt2)")
     p.add_argument("--max-new-tokens", "-n", type=int, default=100, metavar="N",
                    help="tokens per sample (default: 100)")
     p.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T",
@@ -49,11 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="end a sample at this string (left out of the output); repeatable")
     p.add_argument("--no-eos", action="store_true", help="do not stop at <|endoftext|>")
     p.add_argument("--stream", action="store_true", help="print text as it is generated")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32",
-                   help="weights' precision: fp32, bf16 or int8 (int8 weights, fp32 activations; CPU only); on "
-                   "CPUs with bfloat16 instructions bf16 and int8 decode about 1.6x as fast as fp32 (default: fp32)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    _packing.add_option(p)
+    _model.add_options(p, int8=True)
     p.set_defaults(func=run)
 
 
@@ -61,18 +52,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gpt2 import sampling
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    tokenizer = load_tokenizer(args.model)  # first: it is quick and its errors need no model load
-    if args.dtype == "int8" and torch.device(args.device).type != "cpu":
-        raise sampling.SamplingError(f"--dtype int8 runs on the CPU only; got --device {args.device}")
-    model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    if args.dtype == "int8":
-        from gpt2.quantize import quantize_int8
-
-        model = quantize_int8(model)
-    model = _packing.apply(model, args)
+    model, tokenizer = _model.load(args)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
     options = dict(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or None,

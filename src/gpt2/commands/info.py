@@ -9,17 +9,28 @@ import json
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "info",
-        help="describe a checkpoint: config, parameters, dtype, tokenizer, files",
-        description="Describe a checkpoint directory (or hub name) without loading its weights.",
+        help="describe a checkpoint (config, parameters, dtype, tokenizer, files) or this machine",
+        description="Describe a checkpoint directory (or hub name) without loading its weights; with --machine, "
+        "what this machine computes fast and what --dtype auto and --device auto pick here.",
     )
-    p.add_argument("model", metavar="DIR_OR_NAME", help="checkpoint directory or hub name")
+    p.add_argument("model", nargs="?", metavar="DIR_OR_NAME", help="checkpoint directory or hub name")
+    p.add_argument("--machine", action="store_true",
+                   help="CPU class (AMX, AVX512-BF16, AVX-512, AVX2), GPU, packed layouts, the auto choices")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from gpt2.checkpoint import describe, human_count
+    from gpt2.errors import GPT2Error
 
+    if args.machine:
+        from gpt2.hardware import report, summary
+
+        print(json.dumps(summary(), indent=2) if args.json else report())
+        return 0
+    if args.model is None:
+        raise GPT2Error("give a checkpoint directory or hub name, or --machine")
     info = describe(args.model)
     if args.json:
         print(json.dumps(info, indent=2))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from gpt2.commands import _packing
+from gpt2.commands import _model
 
 EPILOG = """\
 examples:
@@ -21,9 +20,6 @@ Each line is {"id", "ended", "length", "text"}. Rerunning the same command resum
 (seed, id), so the result equals an uninterrupted run and sample id k equals sample k of
 `gpt2 generate --seed SEED --num-samples N ""`."""
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "outputs", help="write an output dataset (samples in gpt-2-output-dataset's schema)",
@@ -31,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "OpenAI's gpt-2-output-dataset; resumable and shardable.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", "-m", default=None, metavar="DIR_OR_NAME",
-                   help="checkpoint directory or hub name")
     p.add_argument("--name", default=None,
                    help="model name in the file names, e.g. small-117M (default: the checkpoint's "
                    "directory name)")
@@ -61,11 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: first)")
     p.add_argument("--human-txt-split", choices=("file", "paragraph", "line"), default="file",
                    help="what a document is in a .txt file (default: the whole file)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
-    p.add_argument("--device", default="cpu",
-                   help="torch device (default: cpu; cuda under torchrun uses LOCAL_RANK)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _packing.add_option(p)
+    _model.add_options(p, model=None)
     p.set_defaults(func=run)
 
 
@@ -88,17 +79,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--model is required (a checkpoint directory or hub name)")
     import torch
 
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
-
     sampling = outputs.parse_sampling(args.sampling)
     splits = outputs.parse_splits(args.split, args.n)
     shard = outputs.parse_shard(args.shard)
-    device = args.device
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    tokenizer = load_tokenizer(args.model)
-    model = load_pretrained(args.model, device=device, dtype=getattr(torch, DTYPES[args.dtype]))
-    model = _packing.apply(model, args)
+    model, tokenizer = _model.load(args)  # a bare cuda under torchrun is GPU LOCAL_RANK
     name = args.name or Path(str(args.model).rstrip("/")).name
     dataset = f"{name}{sampling.suffix}"
     seed = args.seed

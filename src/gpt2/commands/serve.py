@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from gpt2.commands import _packing
+from gpt2.commands import _model
 
 EPILOG = """\
 examples:
@@ -19,9 +19,6 @@ The API follows OpenAI's /v1/completions (stream: true for server-sent events); 
 An empty prompt samples unconditionally (from <|endoftext|>). POST /v1/detect {"text": ...} gives GLTR's
 token ranks. The key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise."""
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -31,8 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", "-m", default="gpt2", metavar="DIR_OR_NAME",
-                   help="checkpoint directory or hub name (default: gpt2)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -44,14 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="requests that may wait; more get 429 with Retry-After (default: 64)")
     p.add_argument("--max-tokens-limit", type=int, default=512,
                    help="largest max_tokens a request may ask for (default: 512)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="weights' precision (default: fp32)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
     p.add_argument("--detector", default=None, metavar="DIR",
                    help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    _packing.add_option(p)
+    _model.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -59,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
 
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
     from gpt2.errors import GPT2Error
     from gpt2.server import create_app
 
@@ -68,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise GPT2Error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    tokenizer = load_tokenizer(args.model)
-    model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, DTYPES[args.dtype]))
-    model = _packing.apply(model, args)
+    model, tokenizer = _model.load(args)
     detector = load_detector(args.detector) if args.detector else None
     app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
                      max_batch=args.max_batch, max_queue=args.max_queue,

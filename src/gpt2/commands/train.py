@@ -62,10 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--grad-clip", type=float, help="max global gradient norm, 0 = off (default: 1.0)")
     run_ = p.add_argument_group("compute, evaluation, checkpoints")
     run_.add_argument("--dtype", choices=["auto", "bf16", "fp32"],
-                      help="bf16 autocast or fp32 (default: auto = bf16 on CUDA and AMX CPUs)")
+                      help="bf16 autocast or fp32 (default: auto = bf16 where the device multiplies it "
+                      "natively: CUDA compute capability >= 8.0, AMX or AVX512-BF16 CPUs; `gpt2 info --machine` "
+                      "tells)")
     run_.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                       help="torch.compile the model (default: off)")
-    run_.add_argument("--device", help="cpu, cuda, ... (default: cuda if available; torchrun: LOCAL_RANK)")
+    run_.add_argument("--device", help="auto, cpu, cuda, ... (default: auto = cuda if available; torchrun: LOCAL_RANK)")
     run_.add_argument("--peak-tflops", type=float, help="per-device peak for the MFU estimate")
     run_.add_argument("--eval-interval", type=int, help="steps between validations (default: 250)")
     run_.add_argument("--eval-tokens", type=_count, help="validation tokens per evaluation (default: 262144)")

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data
+from gpt2.hardware import resolve_device, resolve_dtype
 
 BACKBONE_DIR = "backbone"
 HEAD_FILE = "head.safetensors"
@@ -43,14 +44,14 @@ class ClassifierDetector(Detector):
 
     def __init__(self, model: str, *, pooling: str = "mean", max_tokens: int = 128, lr: float = 2e-5,
                  weight_decay: float = 0.01, batch_size: int = 16, max_epochs: int = 5, patience: int = 2,
-                 seed: int = 0, device: str = "cpu", dtype: str = "float32") -> None:
+                 seed: int = 0, device: str = "auto", dtype: str = "fp32") -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise DetectorError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.model_path, self.pooling, self.max_tokens = str(model), pooling, max_tokens
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.max_epochs, self.patience, self.seed = max_epochs, patience, seed
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype = resolve_device(device), dtype
         self.backbone = self.tokenizer = self.head = None
         self.progress = False
 
@@ -63,10 +64,12 @@ class ClassifierDetector(Detector):
     def _load(self, path: str | Path) -> None:
         from gpt2.checkpoint import load_pretrained, load_tokenizer
 
-        self.backbone = load_pretrained(path, device=self.device, dtype=getattr(torch, self.dtype))
+        # The weights are trained, so `auto` means float32: AdamW's small updates vanish in bf16 weights.
+        dtype = torch.float32 if self.dtype == "auto" else resolve_dtype(self.dtype, self.device)
+        self.backbone = load_pretrained(path, device=self.device, dtype=dtype)
         self.tokenizer = load_tokenizer(path)
         self.max_tokens = min(self.max_tokens, self.backbone.config.n_positions)
-        self.head = nn.Linear(self.backbone.config.n_embd, 1).to(self.device, getattr(torch, self.dtype))
+        self.head = nn.Linear(self.backbone.config.n_embd, 1).to(self.device, dtype)
 
     # ---- batches ----
 

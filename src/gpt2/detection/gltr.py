@@ -33,8 +33,8 @@ def gltr_features(stats: lm.TokenStats) -> np.ndarray:
 class GLTRDetector(Detector):
     name = "gltr"
 
-    def __init__(self, model: str, *, max_tokens: int | None = 256, device: str = "cpu",
-                 dtype: str = "float32", batch_tokens: int = 2048, cs: Sequence[float] = CS) -> None:
+    def __init__(self, model: str, *, max_tokens: int | None = 256, device: str = "auto",
+                 dtype: str = "auto", batch_tokens: int = 2048, cs: Sequence[float] = CS) -> None:
         super().__init__()
         self.model, self.max_tokens, self.device, self.dtype = str(model), max_tokens, device, dtype
         self.batch_tokens, self.cs = batch_tokens, list(cs)

@@ -205,21 +205,19 @@ _SCORERS: dict[tuple, Scorer] = {}
 _MODELS: dict[tuple, object] = {}
 
 
-def load_model(path: str, device: str = "cpu", dtype: str = "float32"):
-    """A checkpoint loaded once per (path, device, dtype) in this process, for scoring only: on CPU its
-    weights are packed (gpt2.packing: the scoring products run 1.1-1.5x faster in float32)."""
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
-    from gpt2.packing import pack_if_possible
+def load_model(path: str, device: str = "auto", dtype: str = "auto"):
+    """A checkpoint loaded once per (path, device, dtype) in this process, for scoring only (packed on CPU:
+    see gpt2.inference)."""
+    from gpt2.inference import load_for_inference
 
     key = (str(path), device, dtype)
     if key not in _MODELS:
-        model = pack_if_possible(load_pretrained(path, device=device, dtype=getattr(torch, dtype)))
-        _MODELS[key] = (model, load_tokenizer(path))
+        _MODELS[key] = load_for_inference(path, device=device, dtype=dtype)
     return _MODELS[key]
 
 
 def get_scorer(model: str, *, reference: str | None = None, observer: str | None = None,
-               max_tokens: int | None = None, device: str = "cpu", dtype: str = "float32",
+               max_tokens: int | None = None, device: str = "auto", dtype: str = "auto",
                batch_tokens: int = 2048) -> Scorer:
     """The process-wide `Scorer` for these checkpoints and settings."""
     key = (str(model), reference and str(reference), observer and str(observer), max_tokens, device, dtype)

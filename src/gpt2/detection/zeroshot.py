@@ -37,8 +37,8 @@ class ZeroShotDetector(Detector):
     default_center: ClassVar[float] = 0.0
     default_scale: ClassVar[float] = 1.0
 
-    def __init__(self, model: str, *, max_tokens: int | None = 256, device: str = "cpu",
-                 dtype: str = "float32", batch_tokens: int = 2048, center: float | None = None,
+    def __init__(self, model: str, *, max_tokens: int | None = 256, device: str = "auto",
+                 dtype: str = "auto", batch_tokens: int = 2048, center: float | None = None,
                  scale: float | None = None, **models: str | None) -> None:
         super().__init__()
         self.model = str(model)

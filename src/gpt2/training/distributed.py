@@ -68,13 +68,14 @@ class Distributed:
 def setup(device: str | None) -> Distributed:
     """Join the process group that `torchrun` describes in RANK / WORLD_SIZE / LOCAL_RANK (and
     MASTER_ADDR / MASTER_PORT), if any, and pick this process's device: CUDA device LOCAL_RANK when CUDA
-    is used, else `device` (default: cuda if available, else cpu)."""
+    is used, else `device` (default `auto`: see gpt2.hardware.resolve_device)."""
+    from gpt2.hardware import resolve_device
+
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = resolve_device(device)
     if world_size <= 1:
-        return Distributed(device=torch.device(name))
+        return Distributed(device=chosen)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    chosen = torch.device(name)
     if chosen.type == "cuda":
         chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)

@@ -47,38 +47,17 @@ def peak_flops(device: torch.device, bf16: bool) -> tuple[float | None, str]:
                 return (bf16_peak if bf16 else tf32_peak), f"{name} datasheet"
         return None, f"{name}: no datasheet peak known; pass --peak-tflops"
     if device.type == "cpu":
-        flags, mhz = _cpu_info()
-        kind = ("amx_bf16" if bf16 and "amx_bf16" in flags else
-                "avx512_bf16" if bf16 and "avx512_bf16" in flags else
-                "avx512f" if "avx512f" in flags else "avx2")
+        from gpt2.hardware import cpu
+
+        c = cpu()
+        kind = ("amx_bf16" if bf16 and c.kind == "amx" else
+                "avx512_bf16" if bf16 and c.kind == "avx512-bf16" else
+                "avx512f" if "avx512f" in c.flags else "avx2")
         threads = torch.get_num_threads()
         per_cycle = _CPU_FLOPS_PER_CYCLE[kind]
-        how = f"CPU estimate: {threads} threads x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
-        return threads * mhz * 1e6 * per_cycle, how
+        how = f"CPU estimate: {threads} threads x {c.mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
+        return threads * c.mhz * 1e6 * per_cycle, how
     return None, f"{device.type}: no peak known; pass --peak-tflops"
-
-
-def _cpu_info() -> tuple[set[str], float]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set(), 2000.0
-    flags: set[str] = set()
-    mhz = 2000.0
-    for line in text.splitlines():
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-        elif line.startswith("cpu MHz"):
-            mhz = float(line.split(":", 1)[1])
-            if flags:
-                break
-    return flags, mhz
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has bf16 matrix units (AMX) or instructions (AVX512-BF16) that make bf16 pay."""
-    flags, _ = _cpu_info()
-    return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
 class MetricsLog:

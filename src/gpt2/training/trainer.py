@@ -17,13 +17,13 @@ import torch
 from gpt2.config import GPTConfig
 from gpt2.data import BatchLoader, TokenDataset, eval_batches
 from gpt2.errors import GPT2Error
+from gpt2.hardware import resolve_dtype
 from gpt2.model import GPT
 from gpt2.training import checkpointing, distributed, memory
 from gpt2.training.config import MODEL_OVERRIDES, TrainConfig
 from gpt2.training.metrics import (
     PLOT_FILE,
     MetricsLog,
-    cpu_supports_bf16,
     flops_per_token,
     peak_flops,
     plot_losses,
@@ -172,11 +172,8 @@ class Trainer:
         random.seed(seed)
 
     def _use_bf16(self) -> bool:
-        if self.config.dtype != "auto":
-            return self.config.dtype == "bf16"
-        if self.device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        return self.device.type == "cpu" and cpu_supports_bf16()
+        """bf16 autocast where asked, or with `auto` where this device multiplies bf16 natively."""
+        return resolve_dtype(self.config.dtype, self.device) == torch.bfloat16
 
     def _wrap_ddp(self, model: torch.nn.Module) -> torch.nn.Module:
         if not self.dist.enabled:

@@ -1,0 +1,36 @@
+"""The options of every command that runs a model for inference: --model, --dtype, --device, --no-pack."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_options(p: argparse.ArgumentParser, *, model: str | None = "gpt2", int8: bool = False) -> None:
+    """Add the options; `model` is --model's default (None: required by the command at run time)."""
+    p.add_argument("--model", "-m", default=model, metavar="DIR_OR_NAME",
+                   help="checkpoint directory or hub name: gpt2, gpt2-medium, ..."
+                   + (f" (default: {model})" if model else ""))
+    add_compute_options(p, int8=int8)
+
+
+def add_compute_options(p: argparse.ArgumentParser, *, int8: bool = False) -> None:
+    """--dtype, --device and --no-pack alone (for commands whose --model means something else)."""
+    from gpt2.hardware import DTYPE_CHOICES
+
+    choices = [*DTYPE_CHOICES, *(["int8"] if int8 else [])]
+    p.add_argument("--dtype", choices=choices, default="auto",
+                   help="weights' precision (default: auto = bf16 where the device multiplies it natively: "
+                   "CUDA compute capability >= 8.0, AMX or AVX512-BF16 CPUs; else fp32)"
+                   + ("; int8: int8 weights, fp32 activations, CPU only" if int8 else ""))
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:N, ... (default: auto = cuda if available, else cpu)")
+    p.add_argument("--no-pack", action="store_true",
+                   help="keep the weights in their plain layout on CPU (slower; saves a copy of the "
+                   "vocabulary projection, see gpt2.packing)")
+
+
+def load(args: argparse.Namespace):
+    """(model, tokenizer) as the options say (gpt2.inference.load_for_inference)."""
+    from gpt2.inference import load_for_inference
+
+    return load_for_inference(args.model, device=args.device, dtype=args.dtype, pack=not args.no_pack)
