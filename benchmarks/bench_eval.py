@@ -48,9 +48,9 @@ from transformers import GPT2LMHeadModel  # noqa: E402
 from gpt2.checkpoint import load_pretrained  # noqa: E402
 from gpt2.config import GPTConfig  # noqa: E402
 from gpt2.evaluation.perplexity import load_lm_text  # noqa: E402
-from gpt2.evaluation.scoring import rolling_nll, rolling_windows  # noqa: E402
 from gpt2.model import GPT  # noqa: E402
 from gpt2.packing import pack_for_cpu  # noqa: E402
+from gpt2.scoring import rolling_nll, rolling_windows  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VOCAB_FILE = SHARED / "vocab" / "r50k_base.tiktoken"

@@ -23,7 +23,8 @@ beta2 0.99, weight decay 0.1, clip 1.0, 256-token blocks) with nanoGPT's own CPU
 (batch 12, dropout 0, no compile), fp32 as nanoGPT runs on CPU (it autocasts on CUDA only), and the same
 model size and time budget as `ours`. `ours` differs only in what the budget rewards: the dtype `auto`
 picks (bf16 autocast on AMX and AVX512-BF16 CPUs, fp32 elsewhere), a smaller batch (4 x 256 tokens: a
-10-minute run is short of steps, not of tokens per step) and a 3x higher peak learning rate. `--set RECIPE.FIELD=VALUE` changes any TrainConfig field of a recipe, e.g. `--set ours.lr=2e-3 --set nanogpt.batch_size=16`.
+10-minute run is short of steps, not of tokens per step) and a 3x higher peak learning rate.
+`--set RECIPE.FIELD=VALUE` changes any TrainConfig field of a recipe, e.g. `--set ours.lr=2e-3`.
 
 Threads: with other jobs on the machine, a process using every core loses more to OpenMP barrier stalls than
 it gains (on this 2-core machine at load 5, 124M bf16 steps took 21 s with 2 threads and 6 s with 1), so

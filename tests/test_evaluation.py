@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import shared_data
+from gpt2 import scoring
 from gpt2.errors import DataError
-from gpt2.evaluation import cbt, detokenize, lambada, perplexity, prompted, report, scoring, winograd
+from gpt2.evaluation import cbt, detokenize, lambada, perplexity, prompted, report, winograd
 from gpt2.evaluation.base import TaskResult
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"

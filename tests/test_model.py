@@ -130,6 +130,21 @@ def test_kv_cache_drop_front_forgets_positions_and_stays_contiguous():
         cache.drop_front(7)
 
 
+def test_kv_cache_concat_aligns_the_rows_ends_and_pads_the_shorter_in_front():
+    config = GPTConfig(n_layer=2, n_embd=32, n_head=2, vocab_size=97, n_positions=256)
+    a, b = KVCache(config, batch_size=2, max_length=20), KVCache(config, batch_size=1, max_length=8, reserve=4)
+    for cache, length in ((a, 7), (b, 3)):
+        cache.k.normal_(), cache.v.normal_()
+        cache.length = length
+    merged = KVCache.concat([a, b], max_length=30, reserve=8)
+    assert (merged.batch_size, merged.length, merged.max_length) == (3, 7, 30) and merged.capacity >= 8
+    for name in ("k", "v"):
+        m = getattr(merged, name)
+        assert torch.equal(m[:, :2, :, :7], getattr(a, name)[:, :, :, :7])
+        assert torch.equal(m[:, 2:, :, 4:7], getattr(b, name)[:, :, :, :3])
+    assert not merged.k[:, 2:, :, :4].any()  # left padding, hidden by the caller's attention mask
+
+
 def test_left_padded_rows_equal_the_unpadded_row_with_and_without_cache():
     ours, _ = tiny_pair(seed=4)
     g = torch.Generator().manual_seed(5)

@@ -17,9 +17,11 @@ from gpt2.config import GPTConfig
 from gpt2.errors import GPT2Error
 from gpt2.model import GPT
 from gpt2.sampling import (
+    DecodeBatch,
     Sample,
     SampleRow,
     SamplingError,
+    SamplingOptions,
     apply_temperature,
     filter_logits,
     generate,
@@ -186,11 +188,21 @@ def test_sample_tokens_draws_one_number_per_row_from_its_own_stream():
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
     rows = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
     fresh = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
-    assert sample_tokens(logits, rows, 0, None, None).tolist() == logits.argmax(-1).tolist()  # greedy: no draw
+    greedy = SamplingOptions(temperature=0)
+    assert sample_tokens(logits, rows, greedy).tolist() == logits.argmax(-1).tolist()  # greedy: no draw
     for options in ((0.8, None, 0.9), (1.0, 5, None)):
         u = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64) for r in fresh])
         expected = sample_from_logits(filter_logits(logits.double(), *options), u)
-        assert sample_tokens(logits, rows, *options).tolist() == expected.tolist(), options
+        assert sample_tokens(logits, rows, SamplingOptions(*options)).tolist() == expected.tolist(), options
+
+
+def test_sampling_options_have_one_convention_for_off():
+    """None is off; 0 for top_k and 1 for top_p (how the CLI and OpenAI's API say it) are stored as None."""
+    assert SamplingOptions(1.0, 0, 1.0) == SamplingOptions(1.0, None, None) == SamplingOptions()
+    assert hash(SamplingOptions(top_k=0)) == hash(SamplingOptions())
+    assert SamplingOptions(0.7, 40, 0.9).top_k == 40
+    with pytest.raises(SamplingError, match="top_k must be an integer >= 0"):
+        SamplingOptions(top_k=True)
 
 
 def test_left_pad_aligns_prompts_at_the_right():
@@ -385,7 +397,7 @@ def test_bf16_generation_runs():
     "options, name",
     [
         (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(top_p=float("nan")), "top_p"),
-        (dict(top_k=0), "top_k"), (dict(top_k=-3), "top_k"), (dict(top_k=2.5), "top_k"),
+        (dict(top_k=-3), "top_k"), (dict(top_k=2.5), "top_k"),
         (dict(temperature=-0.1), "temperature"),
         (dict(max_new_tokens=-1), "max_new_tokens"), (dict(max_new_tokens=128), "max_new_tokens"),
         (dict(num_samples=0), "num_samples"), (dict(stop=[""]), "stop"), (dict(seed="1"), "seed"),
@@ -467,3 +479,31 @@ def test_cli_info(checkpoint_dir, tokenizer, capsys):
     assert main(["info", str(checkpoint_dir)]) == 0
     out = capsys.readouterr().out
     assert f"{n:,}" in out and "model.safetensors" in out and "step" in out and "F32" in out
+
+
+def test_rows_admitted_while_others_decode_sample_as_generate_alone():
+    """The engine's merge: rows that join a batch mid-decoding (shorter and longer prompts, other options)
+    get the tokens generate() gives each of them alone (the server relies on this)."""
+    model = random_model(seed=11)
+    first = [SampleRow(0, s, 5, None, [], None, prompt=[3, 4, 5, 6], options=SamplingOptions(top_k=10),
+                       max_new_tokens=9) for s in range(2)]
+    later = [SampleRow(1, 0, 6, None, [], None, prompt=[7], options=SamplingOptions(0.8, None, 0.9),
+                       max_new_tokens=6),
+             SampleRow(2, 0, 7, None, [], None, prompt=list(range(10, 22)), options=SamplingOptions(0),
+                       max_new_tokens=4)]
+    batch = DecodeBatch(model)
+    batch.admit(first)
+    for step in range(9):
+        if step == 3:
+            batch.admit(later)
+        tokens = batch.next_tokens()
+        for row, token in zip(batch.rows, tokens.tolist(), strict=True):
+            row.add(token)
+        batch.advance(tokens)
+    assert not batch.rows and batch.cache is None
+    for row in first + later:
+        o = row.options
+        (alone,) = generate(model, row.prompt, max_new_tokens=row.max_new_tokens, seed={0: 5, 1: 6, 2: 7}[
+            row.prompt_index], first_sample=row.sample_index, temperature=o.temperature, top_k=o.top_k,
+            top_p=o.top_p, eos_token_id=None)
+        assert row.tokens == alone.tokens and row.finish_reason == "length", row.prompt_index

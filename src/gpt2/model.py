@@ -40,6 +40,7 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
         reserve: int | None = None,
     ) -> None:
+        self.config = config
         self._limit = max_length if reserve is not None else None
         capacity = max_length if reserve is None else min(max_length, _round_up(reserve, self.GROWTH_MIN))
         shape = (config.n_layer, batch_size, config.n_head, capacity, config.head_dim)
@@ -84,6 +85,24 @@ class KVCache:
         """Keep only the given batch rows (e.g. drop finished sequences)."""
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
+
+    @classmethod
+    def concat(cls, caches: list[KVCache], max_length: int, reserve: int | None = None) -> KVCache:
+        """One cache holding the rows of `caches` in order, their ends aligned: a shorter cache's rows get
+        left padding (zeros; the caller's attention mask must hide it), so that every row's next position is
+        the same slot. Used to add new rows to a batch that is already decoding."""
+        first = caches[0]
+        length = max(c.length for c in caches)
+        merged = cls(first.config, sum(c.batch_size for c in caches), max_length, first.k.device, first.k.dtype,
+                     reserve=reserve if reserve is None else max(reserve, length))
+        row = 0
+        for c in caches:
+            rows, start = slice(row, row + c.batch_size), length - c.length
+            merged.k[:, rows, :, start:length] = c.k[:, :, :, : c.length]
+            merged.v[:, rows, :, start:length] = c.v[:, :, :, : c.length]
+            row += c.batch_size
+        merged.length = length
+        return merged
 
     def drop_front(self, n: int) -> None:
         """Forget the first `n` positions of every row (e.g. left padding that no remaining row needs).

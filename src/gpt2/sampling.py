@@ -1,9 +1,10 @@
 """Sampling from a GPT: logit filters, batched generation with a KV cache, stop strings, streaming.
 
 The filters are small pure functions on logits (B, V) and compose in the order HF and openai/gpt-2 use:
-temperature -> top-k -> top-p. `generate` decodes every prompt x sample in one left-padded batch over one
-KV cache and drops rows as they finish. The server's scheduler, which batches the rows of many requests,
-is built from the same pieces: `SampleRow`, `sample_tokens` and `left_pad`.
+temperature -> top-k -> top-p. One engine decodes: `DecodeBatch` admits rows (prefill, then a merge into
+the running batch), samples one token per row, and drops rows as they finish. `generate` admits every
+prompt x sample at once and steps until all are done; the server's scheduler admits requests' rows as they
+arrive, so a served request gets the tokens `generate` gives it by construction.
 
 Randomness is per row: a row's `torch.Generator` is seeded from (seed, sample_index) and draws one uniform
 number per step, which picks a token by inverting the cumulative distribution (in float64). A prompt
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2.errors import GPT2Error
-from gpt2.model import GPT
+from gpt2.model import GPT, KVCache
 
 # Probability mass within this of p counts as reaching it, so that rounding (e.g. float32 log-probabilities
 # of a distribution whose head sums to exactly p) does not add a token to the nucleus.
@@ -108,6 +109,36 @@ def sample_from_logits(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Te
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=logits.size(-1) - 1)
 
 
+# ---- options ----
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How each next token is picked: temperature (0 = greedy), then top-k, then top-p.
+
+    A filter that is off is None. `top_k=0` and `top_p=1` also mean off (the CLI and OpenAI's API spell it
+    so) and are stored as None, so that options compare, hash and group equal however a caller wrote them."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        t, k, p = self.temperature, self.top_k, self.top_p
+        _check(isinstance(t, int | float) and not isinstance(t, bool) and t >= 0, "temperature",
+               "a number >= 0 (0 = greedy)", t)
+        _check(k is None or (isinstance(k, int) and not isinstance(k, bool) and k >= 0), "top_k",
+               "an integer >= 0 (0 = no limit) or None", k)
+        _check(p is None or (isinstance(p, int | float) and not isinstance(p, bool) and 0 < p <= 1), "top_p",
+               "a number in (0, 1] (1 = off) or None", p)
+        object.__setattr__(self, "top_k", k or None)
+        object.__setattr__(self, "top_p", p if p is not None and p < 1 else None)
+
+
+def _check(ok: bool, name: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise SamplingError(f"{name} must be {expected}; got {value!r}")
+
+
 # ---- generation ----
 
 def generate(
@@ -127,17 +158,18 @@ def generate(
 ) -> list[Sample]:
     """Continue each prompt (a list of token ids, or a list of them) `num_samples` times.
 
-    Temperature 0 is greedy decoding. A sequence ends at `eos_token_id` (default: the config's; None: never),
-    at any of the `stop` strings (needs `tokenizer`), or after `max_new_tokens`. An empty prompt starts
-    from <|endoftext|> (config.bos_token_id), as GPT-2's unconditional samples do. Prompts too long for
-    the context lose their first tokens, with a warning. Returns Samples ordered by prompt, then sample.
-    Sample i of a prompt draws from the random stream (seed, i); `first_sample` shifts the indices, so
-    samples can be drawn in several calls, each getting the ones a single call would.
+    Temperature 0 is greedy decoding; top_k / top_p None (or 0 / 1) are off. A sequence ends at
+    `eos_token_id` (default: the config's; None: never), at any of the `stop` strings (needs `tokenizer`), or
+    after `max_new_tokens`. An empty prompt starts from <|endoftext|> (config.bos_token_id), as GPT-2's
+    unconditional samples do. Prompts too long for the context lose their first tokens, with a warning.
+    Returns Samples ordered by prompt, then sample. Sample i of a prompt draws from the random stream
+    (seed, i); `first_sample` shifts the indices, so samples can be drawn in several calls, each getting
+    the ones a single call would.
     """
-    filters = _check_filters(temperature, top_k, top_p)
-    prompts, rows = _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop,
-                               tokenizer, first_sample)
-    for _ in _decode(model, prompts, rows, max_new_tokens, num_samples, filters):
+    options = SamplingOptions(temperature, top_k, top_p)
+    rows = _make_rows(model, prompts, options, max_new_tokens, num_samples, seed, eos_token_id, stop, tokenizer,
+                      first_sample)
+    for _ in _decode(model, rows):
         pass
     return [Sample(r.prompt_index, r.sample_index, r.tokens, r.final_text(), r.finish_reason or "length")
             for r in rows]
@@ -165,13 +197,13 @@ def stream(
 ) -> Iterator[str]:
     """Yield one sample's text as it is produced: whole characters only, and nothing that could be the
     start of a stop string. The pieces join to the text of `generate(...)`'s sample `sample_index`."""
-    filters = _check_filters(temperature, top_k, top_p)  # here, not at the first next()
-    prompts, (row,) = _make_rows(model, [list(prompt_ids)], max_new_tokens, 1, seed, eos_token_id, stop,
-                                 tokenizer, first_sample=sample_index)
+    options = SamplingOptions(temperature, top_k, top_p)  # checked here, not at the first next()
+    (row,) = _make_rows(model, [list(prompt_ids)], options, max_new_tokens, 1, seed, eos_token_id, stop,
+                        tokenizer, first_sample=sample_index)
 
     def pieces() -> Iterator[str]:
         emitted = 0
-        for _ in _decode(model, prompts, [row], max_new_tokens, 1, filters):
+        for _ in _decode(model, [row]):
             text = row.final_text() if row.finish_reason else row.settled_text()
             if len(text) > emitted:
                 yield text[emitted:]
@@ -180,42 +212,113 @@ def stream(
     return pieces()
 
 
-# ---- the pieces: one row's state, one sampling step, left padding ----
+def _make_rows(model, prompts, options: SamplingOptions, max_new_tokens, num_samples, seed, eos_token_id,
+               stop, tokenizer, first_sample: int = 0) -> list[SampleRow]:
+    """Validate; a SampleRow per prompt x sample (empty prompts started, long ones cut)."""
+    config = model.config
+    _check(isinstance(max_new_tokens, int) and 0 <= max_new_tokens < config.n_positions, "max_new_tokens",
+           f"an integer in [0, {config.n_positions - 1}] (the context holds {config.n_positions} tokens)",
+           max_new_tokens)
+    _check(isinstance(num_samples, int) and num_samples >= 1, "num_samples", "an integer >= 1", num_samples)
+    _check(isinstance(first_sample, int) and first_sample >= 0, "first sample index", "an integer >= 0",
+           first_sample)
+    stop = [stop] if isinstance(stop, str) else list(stop or [])
+    _check(all(isinstance(s, str) and s for s in stop), "stop", "a list of non-empty strings", stop)
+    if stop and tokenizer is None:
+        raise SamplingError("stop strings need a tokenizer to turn tokens into text; pass tokenizer=")
+    eos = config.eos_token_id if eos_token_id is _FROM_CONFIG else eos_token_id
+    _check(seed is None or isinstance(seed, int), "seed", "an integer or None", seed)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
+
+    if isinstance(prompts, torch.Tensor):
+        prompts = prompts.tolist()
+    if len(prompts) == 0 or not isinstance(prompts[0], Sequence):
+        prompts = [prompts]  # one prompt as a flat list (empty = unconditional)
+    limit = config.n_positions - max_new_tokens
+    rows = []
+    for i, prompt in enumerate(prompts):
+        ids = [int(t) for t in prompt] or [config.bos_token_id]
+        bad = [t for t in ids if not 0 <= t < config.vocab_size]
+        if bad:
+            raise SamplingError(f"prompt {i}: token ids {bad[:5]} are outside the vocabulary "
+                                f"[0, {config.vocab_size - 1}]")
+        if len(ids) > limit:
+            warnings.warn(f"prompt {i} has {len(ids)} tokens but only {limit} fit before {max_new_tokens} "
+                          f"new ones in the {config.n_positions}-token context; dropped the first "
+                          f"{len(ids) - limit} tokens", stacklevel=3)
+            ids = ids[-limit:]
+        rows += [SampleRow(i, s, seed, eos, stop, tokenizer, prompt=ids, options=options,
+                           max_new_tokens=max_new_tokens) for s in range(first_sample, first_sample + num_samples)]
+    return rows
+
+
+def _decode(model: GPT, rows: list[SampleRow]) -> Iterator[None]:
+    """Generate into `rows`: admit them all, then step until every one has finished; yield after each step."""
+    if not rows or rows[0].remaining == 0:
+        return
+    was_training = model.training
+    model.eval()  # dropout off; restored below
+    try:
+        batch = DecodeBatch(model)
+        batch.admit(rows)
+        while batch.rows:
+            tokens = batch.next_tokens()
+            for row, token in zip(batch.rows, tokens.tolist(), strict=True):
+                row.add(token)
+            yield
+            batch.advance(tokens)
+    finally:
+        model.train(was_training)
+
+
+# ---- the engine: one row's state, one sampling step, a batch of rows decoding together ----
 
 class SampleRow:
-    """One sequence being generated: its random stream, tokens, decoded text and why it finished.
+    """One sequence being generated: its prompt, options, random stream, tokens, decoded text and why it
+    finished.
 
     The stream is seeded from (seed, sample_index) alone, so a row draws the same numbers whichever batch it
     is in; `sample_tokens` draws one uniform number from it per step. With a tokenizer the row decodes as it
-    goes and finishes at the first of its `stop` strings; `eos` (None: never) finishes it too.
-    `finish_reason` stays None until then; the caller sets 'length' when it stops feeding tokens.
+    goes and finishes at the first of its `stop` strings; `eos` (None: never) finishes it too, and so does
+    its `max_new_tokens`-th token ('length'). `finish_reason` stays None until then.
     """
 
     def __init__(self, prompt_index: int, sample_index: int, seed: int, eos: int | None,
-                 stop: list[str], tokenizer: Any | None) -> None:
+                 stop: list[str], tokenizer: Any | None, *, prompt: Sequence[int] = (),
+                 options: SamplingOptions = SamplingOptions(), max_new_tokens: int | None = None) -> None:
         self.prompt_index, self.sample_index = prompt_index, sample_index
+        self.prompt, self.options, self.max_new_tokens = list(prompt), options, max_new_tokens
         digest = hashlib.sha256(f"{seed}/{sample_index}".encode()).digest()
         self.generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
         self.eos, self.stop, self.tokenizer = eos, stop, tokenizer
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.tokens: list[int] = []
+        self.drawn = 0  # tokens taken, EOS included
         self.text = ""  # whole characters decoded so far (with a tokenizer)
         self.finish_reason: str | None = None
         self.stop_at: int | None = None
 
+    @property
+    def remaining(self) -> int:
+        """Tokens this row may still take (a large number without `max_new_tokens`)."""
+        return (self.max_new_tokens if self.max_new_tokens is not None else 1 << 30) - self.drawn
+
     def add(self, token: int) -> None:
         """Take the next token: EOS finishes the row (and is not kept); others are kept and decoded."""
+        self.drawn += 1
         if token == self.eos:
             self.finish_reason = "eos"
             return
         self.tokens.append(token)
-        if self.tokenizer is None:
-            return
-        start = len(self.text)
-        self.text += self.decoder.decode(self.tokenizer.decode_bytes([token]))
-        hits = [i for s in self.stop if (i := self.text.find(s, max(0, start - len(s) + 1))) >= 0]
-        if hits:
-            self.finish_reason, self.stop_at = "stop", min(hits)
+        if self.tokenizer is not None:
+            start = len(self.text)
+            self.text += self.decoder.decode(self.tokenizer.decode_bytes([token]))
+            hits = [i for s in self.stop if (i := self.text.find(s, max(0, start - len(s) + 1))) >= 0]
+            if hits:
+                self.finish_reason, self.stop_at = "stop", min(hits)
+        if self.finish_reason is None and self.remaining == 0:
+            self.finish_reason = "length"
 
     def final_text(self) -> str | None:
         """The finished row's text, ending before its stop string (None without a tokenizer)."""
@@ -231,16 +334,16 @@ class SampleRow:
         return self.text[: len(self.text) - held]
 
 
-def sample_tokens(logits: torch.Tensor, rows: Sequence[SampleRow], temperature: float, top_k: int | None,
-                  top_p: float | None) -> torch.Tensor:
+def sample_tokens(logits: torch.Tensor, rows: Sequence[SampleRow], options: SamplingOptions) -> torch.Tensor:
     """One token per row of `logits` (B, V): the argmax at temperature 0 (no random number drawn), else a
     draw through the filters with one uniform number from each row's own stream (`rows`, in batch order)."""
-    if temperature == 0:
+    if options.temperature == 0:
         return logits.argmax(-1)
     uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64) for r in rows])
-    tokens = _sample_top_k(logits, uniforms, temperature, top_k, top_p)
+    t, k, p = options.temperature, options.top_k, options.top_p
+    tokens = _sample_top_k(logits, uniforms, t, k, p)
     if tokens is None:
-        tokens = sample_from_logits(filter_logits(logits.double(), temperature, top_k, top_p), uniforms)
+        tokens = sample_from_logits(filter_logits(logits.double(), t, k, p), uniforms)
     return tokens
 
 
@@ -277,6 +380,116 @@ def _sample_top_k(logits: torch.Tensor, uniforms: torch.Tensor, temperature: flo
     return idx.gather(-1, sample_from_logits(kept, uniforms).unsqueeze(-1)).squeeze(-1)
 
 
+class DecodeBatch:
+    """Rows decoding together over one KV cache: the engine behind `generate`, `stream` and the server.
+
+    `admit` runs new rows' prompts (each distinct prompt once) and adds the rows to the batch, left-padding
+    whichever is shorter, the running batch or the new rows, so that every row's next token goes in the same
+    column. `next_tokens` draws one token per row, each with its own options and random stream. The caller
+    hands each row its token (`SampleRow.add`), then `advance` drops the rows that finished, trims padding
+    that no remaining row needs, and feeds the others their tokens in one forward pass.
+    """
+
+    def __init__(self, model: GPT) -> None:
+        self.model = model
+        self.rows: list[SampleRow] = []
+        self.logits: torch.Tensor | None = None  # (B, V): each row's next-token logits
+        self.cache: KVCache | None = None
+        self.mask: torch.Tensor | None = None  # (B, length): 1 = token, 0 = padding; None = no padding
+
+    @property
+    def length(self) -> int:
+        """Positions in the cache (the longest row, padding included)."""
+        return self.cache.length if self.cache is not None else 0
+
+    @torch.inference_mode()
+    def admit(self, rows: Sequence[SampleRow]) -> None:
+        """Run the rows' prompts (each distinct one once) and add the rows to the batch."""
+        rows = list(rows)
+        if not rows:
+            return
+        prompts = list(dict.fromkeys(tuple(r.prompt) for r in rows))
+        position = {p: i for i, p in enumerate(prompts)}
+        idx, mask = left_pad(prompts)
+        device, width, context = self.model.device, idx.size(1), self.model.config.n_positions
+        need = max(r.remaining for r in self.rows + rows)
+        length = max(self.length, width)
+        if self.rows:  # exactly the prompts' size: merged into a new cache below
+            cache = self.model.new_kv_cache(len(prompts), width)
+        else:  # the batch's own cache: room for the prompts now, growing as the rows decode
+            cache = self.model.new_kv_cache(len(prompts), min(width + need, context), reserve=width + 1)
+        mask = mask.to(device)
+        logits, _ = self.model(idx.to(device), kv_cache=cache, attention_mask=None if bool(mask.all()) else mask,
+                               last_logits_only=True)
+        index = torch.tensor([position[tuple(r.prompt)] for r in rows], device=device)
+        cache.select(index)
+        logits, mask = logits[index, -1], mask[index]
+        if self.rows:
+            cache = KVCache.concat([self.cache, cache], max_length=min(length + need, context),
+                                   reserve=length + 1)
+            mask = torch.cat([_pad_left(self._full_mask(), length), _pad_left(mask, length)])
+            logits = torch.cat([self.logits, logits])
+        self.rows, self.cache, self.logits = self.rows + rows, cache, logits
+        self.mask = None if bool(mask.all()) else mask
+
+    def next_tokens(self) -> torch.Tensor:
+        """One token per row (B,), each row drawn with its own options from its own random stream."""
+        groups: dict[SamplingOptions, list[int]] = {}
+        for i, row in enumerate(self.rows):
+            groups.setdefault(row.options, []).append(i)
+        if len(groups) == 1:
+            return sample_tokens(self.logits, self.rows, next(iter(groups)))
+        tokens = torch.empty(len(self.rows), dtype=torch.long, device=self.logits.device)
+        for options, members in groups.items():
+            index = torch.tensor(members, device=self.logits.device)
+            tokens[index] = sample_tokens(self.logits[index], [self.rows[i] for i in members], options)
+        return tokens
+
+    @torch.inference_mode()
+    def advance(self, tokens: torch.Tensor) -> list[SampleRow]:
+        """Drop the rows that have finished (returned) and feed the others their `tokens` (one per row of
+        the batch before the drop) in one forward pass."""
+        keep = [i for i, r in enumerate(self.rows) if r.finish_reason is None]
+        finished = self.drop([i for i, r in enumerate(self.rows) if r.finish_reason is not None])
+        if self.rows:
+            tokens = tokens[keep] if finished else tokens
+            if self.mask is not None:
+                self.mask = F.pad(self.mask, (0, 1), value=1)
+            logits, _ = self.model(tokens.view(-1, 1).to(self.model.device), kv_cache=self.cache,
+                                   attention_mask=self.mask)
+            self.logits = logits[:, -1]
+        return finished
+
+    def drop(self, indices: Sequence[int]) -> list[SampleRow]:
+        """Remove these rows (finished or cancelled) and trim padding no remaining row needs; return them."""
+        gone = set(indices)
+        if not gone:
+            return []
+        removed = [self.rows[i] for i in sorted(gone)]
+        keep = [i for i in range(len(self.rows)) if i not in gone]
+        if not keep:
+            self.rows, self.logits, self.cache, self.mask = [], None, None, None
+            return removed
+        index = torch.tensor(keep, device=self.logits.device)
+        self.rows = [self.rows[i] for i in keep]
+        self.logits = self.logits[index]
+        self.cache.select(index)
+        if self.mask is not None:
+            self.mask = self.mask[index]
+            lead = int(self.mask.any(0).long().argmax())  # leading columns that are padding in every row
+            if lead:
+                self.cache.drop_front(lead)
+                self.mask = self.mask[:, lead:]
+            if bool(self.mask.all()):
+                self.mask = None
+        return removed
+
+    def _full_mask(self) -> torch.Tensor:
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(len(self.rows), self.length, dtype=torch.long, device=self.logits.device)
+
+
 def left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompts as one (B, T) batch aligned at the right, so that every row's next token goes in the same
     column, and its attention mask (B, T; 1 = token, 0 = padding). CPU tensors."""
@@ -289,129 +502,5 @@ def left_pad(prompts: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tens
     return idx, mask
 
 
-# ---- generate's plumbing ----
-
-def _check(ok: bool, name: str, expected: str, value: Any) -> None:
-    if not ok:
-        raise SamplingError(f"{name} must be {expected}; got {value!r}")
-
-
-def _check_filters(temperature: float, top_k: int | None, top_p: float | None) -> dict[str, Any]:
-    _check(isinstance(temperature, int | float) and temperature >= 0, "temperature",
-           "a number >= 0 (0 = greedy)", temperature)
-    _check(top_k is None or (isinstance(top_k, int) and top_k >= 1), "top_k", "an integer >= 1 or None",
-           top_k)
-    _check(top_p is None or (isinstance(top_p, int | float) and 0 < top_p <= 1), "top_p",
-           "a number in (0, 1] or None", top_p)
-    return dict(temperature=temperature, top_k=top_k, top_p=top_p)
-
-
-def _make_rows(model, prompts, max_new_tokens, num_samples, seed, eos_token_id, stop, tokenizer,
-               first_sample: int = 0) -> tuple[list[list[int]], list[SampleRow]]:
-    """Validate; return the prompts (empty ones started, long ones cut) and a SampleRow per prompt x sample."""
-    config = model.config
-    _check(isinstance(max_new_tokens, int) and 0 <= max_new_tokens < config.n_positions, "max_new_tokens",
-           f"an integer in [0, {config.n_positions - 1}] (the context holds {config.n_positions} tokens)",
-           max_new_tokens)
-    _check(isinstance(num_samples, int) and num_samples >= 1, "num_samples", "an integer >= 1", num_samples)
-    _check(isinstance(first_sample, int) and first_sample >= 0, "first sample index", "an integer >= 0",
-           first_sample)
-    stop = [stop] if isinstance(stop, str) else list(stop or [])
-    _check(all(isinstance(s, str) and s for s in stop), "stop", "a list of non-empty strings", stop)
-    if stop and tokenizer is None:
-        raise SamplingError("stop strings need a tokenizer to turn tokens into text; pass tokenizer=")
-    eos = config.eos_token_id if eos_token_id is _FROM_CONFIG else eos_token_id
-    _check(seed is None or isinstance(seed, int), "seed", "an integer or None", seed)
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, ()).item())  # follows torch.manual_seed
-
-    if isinstance(prompts, torch.Tensor):
-        prompts = prompts.tolist()
-    if len(prompts) == 0 or not isinstance(prompts[0], Sequence):
-        prompts = [prompts]  # one prompt as a flat list (empty = unconditional)
-    limit = config.n_positions - max_new_tokens
-    out = []
-    for i, prompt in enumerate(prompts):
-        ids = [int(t) for t in prompt] or [config.bos_token_id]
-        bad = [t for t in ids if not 0 <= t < config.vocab_size]
-        if bad:
-            raise SamplingError(f"prompt {i}: token ids {bad[:5]} are outside the vocabulary "
-                                f"[0, {config.vocab_size - 1}]")
-        if len(ids) > limit:
-            warnings.warn(f"prompt {i} has {len(ids)} tokens but only {limit} fit before {max_new_tokens} "
-                          f"new ones in the {config.n_positions}-token context; dropped the first "
-                          f"{len(ids) - limit} tokens", stacklevel=3)
-            ids = ids[-limit:]
-        out.append(ids)
-    samples = range(first_sample, first_sample + num_samples)
-    rows = [SampleRow(p, s, seed, eos, stop, tokenizer) for p in range(len(out)) for s in samples]
-    return out, rows
-
-
-def _decode(model: GPT, prompts: list[list[int]], rows: list[SampleRow], max_new_tokens: int,
-            num_samples: int, filters: dict[str, Any]) -> Iterator[None]:
-    """Generate into `rows` (prompt-major, `num_samples` per prompt), yielding after every step."""
-    if max_new_tokens == 0:
-        return
-    was_training = model.training
-    model.eval()  # dropout off; restored below
-    try:
-        batch = _Batch(model, prompts, max_new_tokens)
-        logits = batch.prefill(num_samples)
-        active = rows
-        for step in range(max_new_tokens):
-            tokens = sample_tokens(logits, active, **filters)
-            for row, token in zip(active, tokens.tolist(), strict=True):
-                row.add(token)
-                if step == max_new_tokens - 1 and row.finish_reason is None:
-                    row.finish_reason = "length"
-            yield
-            keep = [i for i, row in enumerate(active) if row.finish_reason is None]
-            if not keep:
-                break
-            if len(keep) < len(active):  # drop finished rows: no compute on sequences that have ended
-                active = [active[i] for i in keep]
-                tokens = tokens[keep]
-                batch.select(torch.tensor(keep, device=batch.device))
-            logits = batch.step(tokens)
-    finally:
-        model.train(was_training)
-
-
-class _Batch:
-    """The model side of generation: left-padded prompts, their attention mask and the KV cache."""
-
-    def __init__(self, model: GPT, prompts: list[list[int]], max_new_tokens: int) -> None:
-        self.model, self.device = model, model.device
-        idx, mask = left_pad(prompts)
-        self.idx = idx.to(self.device)
-        # no padding: the plain causal path is faster
-        self.mask: torch.Tensor | None = None if bool(mask.all()) else mask.to(self.device)
-        # room for the prompts now, growing with the samples: decoding steps read the whole buffer
-        self.cache = model.new_kv_cache(len(prompts), idx.size(1) + max_new_tokens, reserve=idx.size(1) + 1)
-
-    @torch.inference_mode()
-    def prefill(self, num_samples: int) -> torch.Tensor:
-        """Run the prompts once; copy each prompt's cache to its `num_samples` rows. Returns last logits."""
-        logits, _ = self.model(self.idx, kv_cache=self.cache, attention_mask=self.mask, last_logits_only=True)
-        logits = logits[:, -1]
-        if num_samples > 1:
-            rows = torch.arange(len(self.idx), device=self.device).repeat_interleave(num_samples)
-            self.select(rows)
-            logits = logits[rows]
-        return logits
-
-    @torch.inference_mode()
-    def select(self, rows: torch.Tensor) -> None:
-        self.cache.select(rows)
-        if self.mask is not None:
-            self.mask = self.mask[rows]
-
-    @torch.inference_mode()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed one new token per row; return the next logits (B, V)."""
-        if self.mask is not None:
-            self.mask = F.pad(self.mask, (0, 1), value=1)
-        logits, _ = self.model(tokens.view(-1, 1).to(self.device), kv_cache=self.cache,
-                               attention_mask=self.mask)
-        return logits[:, -1]
+def _pad_left(mask: torch.Tensor, length: int) -> torch.Tensor:
+    return F.pad(mask, (length - mask.size(1), 0), value=0)

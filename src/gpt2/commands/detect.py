@@ -200,7 +200,8 @@ def _load(directory, device):
 
 def run_score(args: argparse.Namespace) -> int:
     from gpt2.detection import ZeroShotDetector
-    from gpt2.detection.lm import load_model, token_ranks
+    from gpt2.detection.lm import load_model
+    from gpt2.scoring import token_ranks
 
     text = sys.stdin.read() if args.text == "-" else args.text
     det = _load(args.detector_dir, args.device)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = _model.load(args)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
     options = dict(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k or None,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
         top_p=args.top_p, seed=seed, stop=args.stop, **({"eos_token_id": None} if args.no_eos else {}),
     )
     ids = tokenizer.encode(prompt)

@@ -18,7 +18,7 @@ from typing import Any
 from gpt2.detection.base import Detector, DetectorError, read_meta
 from gpt2.detection.classifier import ClassifierDetector
 from gpt2.detection.gltr import GLTRDetector
-from gpt2.detection.lm import TokenStats, token_ranks, token_stats
+from gpt2.detection.lm import TokenStats, token_stats
 from gpt2.detection.tfidf import TfidfDetector
 from gpt2.detection.zeroshot import (
     Binoculars,
@@ -28,6 +28,7 @@ from gpt2.detection.zeroshot import (
     LogRank,
     ZeroShotDetector,
 )
+from gpt2.scoring import token_ranks
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls

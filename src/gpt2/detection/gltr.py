@@ -3,7 +3,7 @@
 Each text becomes six numbers from a scoring model: the fractions of its tokens whose rank under the model
 is in the top 10, 11-100, 101-1000 and beyond, the mean log-probability and the mean predictive entropy.
 The features are standardised and fed to a logistic regression whose C is chosen on the valid split (as
-the TF-IDF baseline's), or C = 1 without one. `gpt2.detection.lm.token_ranks` gives the per-token view.
+the TF-IDF baseline's), or C = 1 without one. `gpt2.scoring.token_ranks` gives the per-token view.
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 Each text is scored as GPT-2 reads a document: conditioned on <|endoftext|>, so every token of the text
 (up to `max_tokens`, and at most the model's context) is predicted and scored. Rows of a batch are
 right-padded (attention is causal, so a real token never sees the padding after it). Works with this
-project's `GPT` and with transformers' `GPT2LMHeadModel` (see `gpt2.evaluation.scoring.logits_of`).
+project's `GPT` and with transformers' `GPT2LMHeadModel` (the logits come from gpt2.scoring).
 Log-softmax runs in float32 whatever the model's dtype; sums over tokens are float64.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2.errors import DataError
-from gpt2.evaluation.scoring import context_length, logits_of, model_device
-
-POSITION_CHUNK = 256  # positions whose full-vocabulary statistics are computed at once (bounds memory)
+from gpt2.scoring import POSITION_CHUNK, context_length, encode_texts, row_logits
 
 
 @dataclass
@@ -37,46 +34,6 @@ class TokenStats:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def encode_texts(tokenizer, texts: Sequence[str], n_ctx: int, max_tokens: int | None = None
-                 ) -> list[list[int]]:
-    """Token ids of each text, cut to `max_tokens` and to the context; empty texts are an error."""
-    limit = min(n_ctx, max_tokens or n_ctx)
-    out = []
-    for i, ids in enumerate(tokenizer.encode_batch(list(texts))):
-        if not ids:
-            raise DataError(f"text {i} is empty; a detector needs at least one token")
-        out.append(ids[:limit])
-    return out
-
-
-def _batches(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
-    """Indices grouped longest first, each group's padded size within `batch_tokens` (at least one row)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batch: list[int] = []
-    for i in order:
-        if batch and lengths[batch[0]] * (len(batch) + 1) > batch_tokens:
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
-
-
-@torch.inference_mode()
-def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int, batch_tokens: int = 2048
-               ) -> Iterator[tuple[int, list[torch.Tensor]]]:
-    """(text index, [logits (T, V) under each model]) for every text; position t predicts ids[t]."""
-    for batch in _batches([len(x) for x in ids], batch_tokens):
-        width = len(ids[batch[0]])
-        idx = torch.zeros(len(batch), width, dtype=torch.long)
-        for r, i in enumerate(batch):
-            seq = [bos, *ids[i][:-1]]
-            idx[r, : len(seq)] = torch.tensor(seq)
-        logits = [logits_of(m, idx.to(model_device(m))) for m in models]
-        for r, i in enumerate(batch):
-            yield i, [lg[r, : len(ids[i])] for lg in logits]
 
 
 def _stats(logits: torch.Tensor, ids: list[int], reference: torch.Tensor | None,
@@ -233,29 +190,3 @@ def get_scorer(model: str, *, reference: str | None = None, observer: str | None
                 extra[role] = other
         _SCORERS[key] = Scorer(m, tok, max_tokens=max_tokens, batch_tokens=batch_tokens, **extra)
     return _SCORERS[key]
-
-
-# ---- the GLTR view of one text ----
-
-@torch.inference_mode()
-def token_ranks(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: int | None = None
-                ) -> list[dict]:
-    """Each token of `text` with its rank and probability under `model` and the `top_k` most likely
-    tokens at its position (GLTR, Gehrmann et al. 2019): [{token, id, rank, prob, top_k: [{token, id,
-    prob}]}]. `token` is the token's text (a cut UTF-8 character shows as U+FFFD)."""
-    (ids,) = encode_texts(tokenizer, [text], context_length(model), max_tokens)
-    ((_, (logits,)),) = list(row_logits([model], [ids], tokenizer.eot_token_id))
-    out = []
-    for a in range(0, len(ids), POSITION_CHUNK):
-        logp = F.log_softmax(logits[a : a + POSITION_CHUNK].float(), dim=-1)
-        tgt = torch.tensor(ids[a : a + POSITION_CHUNK], device=logp.device)[:, None]
-        lp = logp.gather(1, tgt)
-        ranks = ((logp > lp).sum(-1) + 1).tolist()
-        top = logp.topk(min(top_k, logp.size(-1)), dim=-1) if top_k > 0 else None
-        for t, token_id in enumerate(tgt[:, 0].tolist()):
-            alts = [] if top is None else [
-                {"token": tokenizer.id_to_token_str(j), "id": j, "prob": float(math.exp(v))}
-                for v, j in zip(top.values[t].tolist(), top.indices[t].tolist(), strict=True)]
-            out.append({"token": tokenizer.id_to_token_str(token_id), "id": token_id, "rank": ranks[t],
-                        "prob": float(math.exp(lp[t, 0].item())), "top_k": alts})
-    return out

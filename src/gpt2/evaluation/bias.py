@@ -164,7 +164,7 @@ def prompts(dimensions: Mapping[str, Sequence[str]], templates: Sequence[str]) -
 def attribute_logprobs(model, tokenizer, requests: Sequence[tuple[str, str]], batch_size: int = 8,
                        progress: bool = False) -> list[float]:
     """log p(" " + attribute | prompt) in nats for each (prompt, attribute), summed over its tokens."""
-    from gpt2.evaluation.scoring import score_continuations
+    from gpt2.scoring import score_continuations
 
     encoded = [(tokenizer.encode(prompt), tokenizer.encode(" " + attr)) for prompt, attr in requests]
     scores = score_continuations(model, encoded, batch_size=batch_size, progress=progress, desc="attributes")

@@ -23,7 +23,7 @@ from pathlib import Path
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
 from gpt2.evaluation.detokenize import detokenize_cbt_line
-from gpt2.evaluation.scoring import best_candidates, score_continuations, total_nll
+from gpt2.scoring import best_candidates, score_continuations, total_nll
 
 BLANK = "XXXXX"
 N_CONTEXT = 20

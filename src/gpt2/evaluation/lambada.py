@@ -41,7 +41,7 @@ from pathlib import Path
 
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
-from gpt2.evaluation.scoring import score_continuations, total_nll
+from gpt2.scoring import score_continuations, total_nll
 
 DESCRIPTION = 'LAMBADA as jsonl, one {"text": passage} per line (OpenAI\'s lambada_test.jsonl)'
 

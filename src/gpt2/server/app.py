@@ -26,8 +26,9 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from gpt2.detection.lm import token_ranks
 from gpt2.model import GPT
+from gpt2.sampling import SamplingOptions
+from gpt2.scoring import token_ranks
 from gpt2.server.jobs import Done, Failed, Job, Options, Piece, QueueFull, SchedulerClosed
 from gpt2.server.scheduler import Scheduler
 from gpt2.server.schemas import CompletionRequest, DetectRequest
@@ -217,9 +218,8 @@ class _Server:
         self._check_lengths(prompts, body.max_tokens)
         seed = body.seed if body.seed is not None else secrets.randbits(62)
         options = Options(
-            max_new_tokens=body.max_tokens, temperature=body.temperature, top_k=body.top_k or None,
-            top_p=body.top_p if body.top_p < 1 else None, seed=seed, stop=body.stops(),
-            logprobs=body.logprobs,
+            max_new_tokens=body.max_tokens, sampling=SamplingOptions(body.temperature, body.top_k, body.top_p),
+            seed=seed, stop=body.stops(), logprobs=body.logprobs,
         )
         job = Job(prompts, body.n, options)
         try:

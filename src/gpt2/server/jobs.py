@@ -9,9 +9,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-# The sampler's per-row state: seeding from (seed, sample_index), stop strings, incremental decoding.
-# Reusing it is what makes a served request sample exactly as generate() does.
-from gpt2.sampling import SampleRow
+# The sampler's row: seeding from (seed, sample_index), stop strings, incremental decoding. A served sequence
+# is one, decoded by the same engine as generate()'s rows, so it samples exactly as generate() does.
+from gpt2.sampling import SampleRow, SamplingOptions
 
 
 class QueueFull(Exception):
@@ -31,16 +31,10 @@ class Options:
     """One request's sampling options (already validated)."""
 
     max_new_tokens: int
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
+    sampling: SamplingOptions = SamplingOptions()
     seed: int = 0
     stop: tuple[str, ...] = ()
     logprobs: int | None = None  # alternatives to report per token; None = no logprobs
-
-    @property
-    def filters(self) -> tuple[float, int | None, float | None]:
-        return self.temperature, self.top_k, self.top_p
 
 
 @dataclass
@@ -94,33 +88,29 @@ class Job:
             pass
 
 
-class Seq:
-    """One sequence of a job in the batch: the sampler's row plus what the server reports."""
+class Seq(SampleRow):
+    """One sequence of a job: a sampler's row that also reports its text and logprobs to the job."""
 
     def __init__(self, job: Job, prompt_index: int, sample_index: int, eos: int | None,
                  tokenizer: Any) -> None:
         o = job.options
+        super().__init__(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer,
+                         prompt=job.prompts[prompt_index], options=o.sampling, max_new_tokens=o.max_new_tokens)
         self.job, self.index = job, prompt_index * job.n + sample_index
-        self.prompt = job.prompts[prompt_index]
-        self.row = SampleRow(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer)
-        self.remaining = o.max_new_tokens
         self.logprobs: list[TokenLogprob] = []
         self.sent_chars = 0
         self.sent_logprobs = 0
 
-    def add(self, token: int, record: TokenLogprob | None) -> None:
-        if record is not None and token != self.row.eos:
+    def add(self, token: int, record: TokenLogprob | None = None) -> None:
+        if record is not None and token != self.eos:
             self.logprobs.append(record)
-        self.row.add(token)
-        self.remaining -= 1
+        super().add(token)
         self.job.completion_tokens += 1
-        if self.row.finish_reason is None and self.remaining == 0:
-            self.row.finish_reason = "length"
 
     def emit(self, finish_reason: str | None = None) -> None:
         """Post the text that is settled now (everything, once finished) and its tokens' logprobs."""
-        reason = finish_reason or self.row.finish_reason
-        text = self.row.final_text() if reason else self.row.settled_text()
+        reason = finish_reason or self.finish_reason
+        text = self.final_text() if reason else self.settled_text()
         records = [r for r in self.logprobs[self.sent_logprobs:] if r.offset < len(text)]
         piece = text[self.sent_chars:]
         if piece or records or reason:

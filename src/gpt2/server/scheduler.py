@@ -1,16 +1,12 @@
 """Continuous batching: one worker thread owns the model and decodes every running sequence in shared
 forward passes over one KV cache.
 
-Each loop of the worker admits waiting sequences (up to `max_batch` running), runs their prompts in one
-prefill, merges their cache into the running batch (left padding aligns the rows), then samples one token
-for every row and feeds all of them in one decode step. Finished and cancelled rows leave the batch at
-once; padding that no remaining row needs is trimmed away.
-
-Sampling is per row exactly as `gpt2.sampling.generate` does it, with the same `SampleRow` and
-`sample_tokens`: a row's random stream is seeded from (seed, sample_index) and draws one uniform number per
-step, and the filters (temperature, top-k, top-p) are row-wise. So a request gets the tokens `generate()`
+Each loop of the worker admits waiting sequences (up to `max_batch` running) into the decode batch, then
+samples one token for every row and feeds all of them in one decode step. Finished and cancelled rows leave
+the batch at once. The batch is `gpt2.sampling.DecodeBatch`, the engine `generate()` runs on, and each
+sequence is a `SampleRow` with its own options and random stream; so a request gets the tokens `generate()`
 gives it alone, whatever it shares a batch with (padding moves logits only by float rounding; see
-`gpt2.sampling`).
+`gpt2.sampling`). This module keeps only what a server adds: the queue, the worker thread, events.
 
 Results go back to the asyncio side as events on the request's queue (`loop.call_soon_threadsafe`).
 """
@@ -29,8 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gpt2.model import GPT, KVCache
-from gpt2.sampling import left_pad, sample_tokens
+from gpt2.model import GPT
+from gpt2.sampling import DecodeBatch
 from gpt2.server.jobs import Done, Failed, Job, QueueFull, SchedulerClosed, Seq, TokenLogprob
 
 log = logging.getLogger("gpt2.server")
@@ -69,11 +65,7 @@ class Scheduler:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._seconds_per_job = 1.0  # moving average, for Retry-After
-        # the running batch: rows in cache order, their next-token logits, the cache and its padding mask
-        self._rows: list[Seq] = []
-        self._logits: torch.Tensor | None = None
-        self._cache: KVCache | None = None
-        self._mask: torch.Tensor | None = None
+        self._batch = DecodeBatch(self.model)  # the running sequences (Seq rows), owned by the worker
 
     # ---- the asyncio side ----
 
@@ -143,7 +135,7 @@ class Scheduler:
     @property
     def running(self) -> int:
         """Sequences in the batch."""
-        return len(self._rows)
+        return len(self._batch.rows)
 
     def _admit_to_queue(self) -> None:
         if self._closed:
@@ -159,7 +151,7 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and (self._paused or not (self._waiting or self._calls or self._rows)):
+                while not self._closed and (self._paused or not (self._waiting or self._calls or self._batch.rows)):
                     self._parked = True
                     self._cond.notify_all()
                     self._cond.wait()
@@ -198,9 +190,9 @@ class Scheduler:
         """Move waiting sequences into the batch, first come first served, while they fit: at most
         max_batch rows, and the padded cache plus every row's remaining tokens within the context."""
         new: list[Seq] = []
-        length = self._cache.length if self._cache is not None else 0
-        need = max((s.remaining for s in self._rows), default=0)
-        while self._waiting and len(self._rows) + len(new) < self.max_batch:
+        rows = self._batch.rows
+        length, need = self._batch.length, max((s.remaining for s in rows), default=0)
+        while self._waiting and len(rows) + len(new) < self.max_batch:
             job = self._waiting[0]
             seq = job.pending[0]
             new_length = max(length, len(seq.prompt))
@@ -214,125 +206,51 @@ class Scheduler:
         return new
 
     def _iterate(self, new: list[Seq]) -> None:
-        self._drop_rows([i for i, s in enumerate(self._rows) if s.job.cancelled])
+        batch = self._batch
+        for seq in batch.drop([i for i, s in enumerate(batch.rows) if s.job.cancelled]):
+            self._seq_finished(seq)
         new = [s for s in new if not s.job.cancelled]
         if new:
-            self._prefill(new)
-        if not self._rows:
+            batch.admit(new)
+            self.stats.prefills += 1
+            self.stats.largest_prefill = max(self.stats.largest_prefill, len(new))
+        if not batch.rows:
             return
-        tokens = self._sample()
-        keep = [i for i, s in enumerate(self._rows) if s.row.finish_reason is None]
-        self._drop_rows([i for i, s in enumerate(self._rows) if s.row.finish_reason is not None])
-        if self._rows:
-            self._step(tokens[keep])
-
-    def _prefill(self, new: list[Seq]) -> None:
-        """Run the new prompts once (each distinct prompt once) and merge them into the batch."""
-        prompts = list(dict.fromkeys(tuple(s.prompt) for s in new))
-        idx, mask = left_pad(prompts)
-        device = self.model.device
-        idx, mask = idx.to(device), mask.to(device)
-        cache = self.model.new_kv_cache(len(prompts), idx.size(1))
-        logits, _ = self.model(idx, kv_cache=cache, attention_mask=None if bool(mask.all()) else mask,
-                               last_logits_only=True)
-        rows = torch.tensor([prompts.index(tuple(s.prompt)) for s in new], device=device)
-        cache.select(rows)
-        self._merge(new, logits[rows, -1], cache, mask[rows])
-        self.stats.prefills += 1
-        self.stats.largest_prefill = max(self.stats.largest_prefill, len(new))
-
-    def _merge(self, new: list[Seq], logits: torch.Tensor, cache: KVCache, mask: torch.Tensor) -> None:
-        """Append rows to the batch, left-padding whichever cache is shorter so their ends line up."""
-        if self._cache is None:
-            length, old = cache.length, 0
-        else:
-            length, old = max(self._cache.length, cache.length), len(self._rows)
-        rows = self._rows + new
-        need = max(s.remaining for s in rows)
-        # room for what is there now, growing as the rows decode (steps read the whole buffer)
-        merged = self.model.new_kv_cache(len(rows), length + need, reserve=length + 1)
-        merged_mask = torch.zeros(len(rows), length, dtype=torch.long, device=mask.device)
-        parts = [(self._cache, self._mask, slice(0, old))] if self._cache is not None else []
-        parts.append((cache, mask, slice(old, len(rows))))
-        for part, part_mask, batch in parts:
-            start = length - part.length
-            merged.k[:, batch, :, start:length] = part.k[:, :, :, : part.length]
-            merged.v[:, batch, :, start:length] = part.v[:, :, :, : part.length]
-            merged_mask[batch, start:] = part_mask
-        merged.length = length
-        self._cache, self._mask, self._rows = merged, merged_mask, rows
-        self._logits = logits if self._logits is None or old == 0 else torch.cat([self._logits, logits])
-
-    def _sample(self) -> torch.Tensor:
-        """One token per row, each row with its own options and random stream (as generate() does)."""
-        logits = self._logits
-        tokens = torch.empty(len(self._rows), dtype=torch.long, device=logits.device)
-        groups: dict[tuple, list[int]] = {}
-        for i, seq in enumerate(self._rows):
-            groups.setdefault(seq.job.options.filters, []).append(i)
-        for filters, rows in groups.items():
-            index = torch.tensor(rows, device=logits.device)
-            tokens[index] = sample_tokens(logits[index], [self._rows[i].row for i in rows], *filters)
-        records = self._logprobs(tokens)
-        for seq, token, record in zip(self._rows, tokens.tolist(), records, strict=True):
+        tokens = batch.next_tokens()
+        for seq, token, record in zip(batch.rows, tokens.tolist(), self._logprobs(tokens), strict=True):
             seq.add(token, record)
             seq.emit()
-        self.stats.tokens += len(self._rows)
-        return tokens
+        self.stats.tokens += len(batch.rows)
+        for seq in batch.advance(tokens):
+            self._seq_finished(seq)
+        if batch.rows:
+            rows = len(batch.rows)
+            self.stats.steps += 1
+            self.stats.largest_step = max(self.stats.largest_step, rows)
+            self.stats.batch_sizes[rows] = self.stats.batch_sizes.get(rows, 0) + 1
 
     def _logprobs(self, tokens: torch.Tensor) -> list[TokenLogprob | None]:
         """The chosen token's log-probability and the top alternatives, under the model's own distribution
         (before temperature and filters), for the rows that asked."""
-        records: list[TokenLogprob | None] = [None] * len(self._rows)
-        asked = [i for i, s in enumerate(self._rows) if s.job.options.logprobs is not None]
+        rows = self._batch.rows
+        records: list[TokenLogprob | None] = [None] * len(rows)
+        asked = [i for i, s in enumerate(rows) if s.job.options.logprobs is not None]
         if not asked:
             return records
         index = torch.tensor(asked, device=tokens.device)
-        logprobs = F.log_softmax(self._logits[index].float(), dim=-1)
-        k = max(self._rows[i].job.options.logprobs for i in asked)
+        logprobs = F.log_softmax(self._batch.logits[index].float(), dim=-1)
+        k = max(rows[i].job.options.logprobs for i in asked)
         top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0], logprobs[:, :0].long())
         name = self.tokenizer.id_to_token_str
         for j, i in enumerate(asked):
-            seq, token = self._rows[i], int(tokens[i])
+            seq, token = rows[i], int(tokens[i])
             n = seq.job.options.logprobs
             pairs = zip(top_ids[j, :n].tolist(), top_values[j, :n].tolist(), strict=True)
             top = {name(t): v for t, v in pairs}
             chosen = float(logprobs[j, token])
             top.setdefault(name(token), chosen)  # OpenAI's format always includes the sampled token
-            records[i] = TokenLogprob(name(token), chosen, top, len(seq.row.text))
+            records[i] = TokenLogprob(name(token), chosen, top, len(seq.text))
         return records
-
-    def _step(self, tokens: torch.Tensor) -> None:
-        """Feed each row its new token: one forward for the whole batch."""
-        self._mask = F.pad(self._mask, (0, 1), value=1)
-        mask = None if bool(self._mask.all()) else self._mask
-        logits, _ = self.model(tokens.view(-1, 1), kv_cache=self._cache, attention_mask=mask)
-        self._logits = logits[:, -1]
-        self.stats.steps += 1
-        rows = len(self._rows)
-        self.stats.largest_step = max(self.stats.largest_step, rows)
-        self.stats.batch_sizes[rows] = self.stats.batch_sizes.get(rows, 0) + 1
-
-    def _drop_rows(self, drop: list[int]) -> None:
-        """Remove rows (finished or cancelled) from the batch, then trim padding no row needs."""
-        if not drop:
-            return
-        dropped = set(drop)
-        for i in drop:
-            self._seq_finished(self._rows[i])
-        keep = [i for i in range(len(self._rows)) if i not in dropped]
-        if not keep:
-            self._rows, self._logits, self._cache, self._mask = [], None, None, None
-            return
-        index = torch.tensor(keep, device=self._mask.device)
-        self._rows = [self._rows[i] for i in keep]
-        self._logits = self._logits[index]
-        self._cache.select(index)
-        self._mask = self._mask[index]
-        lead = int(self._mask.any(0).long().argmax())  # leading columns that are padding in every row
-        if lead:
-            self._cache.drop_front(lead)
-            self._mask = self._mask[:, lead:]
 
     def _seq_finished(self, seq: Seq) -> None:
         job = seq.job
@@ -344,8 +262,8 @@ class Scheduler:
             self._seconds_per_job = 0.9 * self._seconds_per_job + 0.1 * seconds
 
     def _fail_batch(self, new: list[Seq], message: str) -> None:
-        jobs = {id(s.job): s.job for s in self._rows + new}
-        self._rows, self._logits, self._cache, self._mask = [], None, None, None
+        jobs = {id(s.job): s.job for s in self._batch.rows + new}
+        self._batch = DecodeBatch(self.model)
         with self._cond:
             for job in jobs.values():
                 if job in self._waiting:
@@ -357,11 +275,11 @@ class Scheduler:
 
     def _shutdown(self) -> None:
         with self._cond:
-            jobs = {id(s.job): s.job for s in self._rows} | {id(j): j for j in self._waiting}
+            jobs = {id(s.job): s.job for s in self._batch.rows} | {id(j): j for j in self._waiting}
             self._waiting.clear()
             calls = list(self._calls)
             self._calls.clear()
-        self._rows, self._logits, self._cache, self._mask = [], None, None, None
+        self._batch = DecodeBatch(self.model)
         for job in jobs.values():
             job.unfinished = 0
             job.post(Failed("the server is shutting down"))

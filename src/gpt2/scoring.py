@@ -1,4 +1,6 @@
-"""The scoring core every task shares: log-probabilities of token continuations, and rolling-window NLL.
+"""The scoring core below evaluation, detection, the card and the server: what a model says about given
+tokens. Log-probabilities of continuations (LAMBADA, CBT, WSC, bias probes), rolling-window NLL (perplexity),
+per-text logits and GLTR's token ranks (detectors, the server's /v1/detect), and the batching they share.
 
 Works with this project's `GPT` and with Hugging Face's `GPT2LMHeadModel` (anything whose forward takes
 ids `(B, T)` and returns logits first, or an object with `.logits`). Rows of a batch are right-padded:
@@ -8,12 +10,15 @@ Log-softmax runs in float32 whatever the model's dtype.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from gpt2.errors import DataError
 
 
 @dataclass
@@ -60,9 +65,24 @@ def logits_of(model, idx: torch.Tensor) -> torch.Tensor:
     return out.logits
 
 
+# ---- batching ----
+
 def _batches(items: Sequence, batch_size: int) -> Iterable[Sequence]:
     for i in range(0, len(items), batch_size):
         yield items[i : i + batch_size]
+
+
+def batches_within(lengths: Sequence[int], batch_tokens: int) -> Iterator[list[int]]:
+    """Indices grouped longest first, each group's padded size within `batch_tokens` (at least one row)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        if batch and lengths[batch[0]] * (len(batch) + 1) > batch_tokens:
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def _to_cpu(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -238,3 +258,60 @@ def rolling_nll(
         bar.update(len(batch))
     bar.close()
     return NLL(float(total.item()), len(ids))
+
+
+# ---- whole texts: per-position logits, and GLTR's ranks ----
+
+POSITION_CHUNK = 256  # positions whose full-vocabulary statistics are computed at once (bounds memory)
+
+
+def encode_texts(tokenizer, texts: Sequence[str], n_ctx: int, max_tokens: int | None = None
+                 ) -> list[list[int]]:
+    """Token ids of each text, cut to `max_tokens` and to the context; empty texts are an error."""
+    limit = min(n_ctx, max_tokens or n_ctx)
+    out = []
+    for i, ids in enumerate(tokenizer.encode_batch(list(texts))):
+        if not ids:
+            raise DataError(f"text {i} is empty; scoring needs at least one token")
+        out.append(ids[:limit])
+    return out
+
+
+@torch.inference_mode()
+def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int, batch_tokens: int = 2048
+               ) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """(text index, [logits (T, V) under each model]) for every text read as GPT-2 reads a document,
+    conditioned on `bos` (<|endoftext|>): position t predicts ids[t], so every token is scored."""
+    for batch in batches_within([len(x) for x in ids], batch_tokens):
+        width = len(ids[batch[0]])
+        idx = torch.zeros(len(batch), width, dtype=torch.long)
+        for r, i in enumerate(batch):
+            seq = [bos, *ids[i][:-1]]
+            idx[r, : len(seq)] = torch.tensor(seq)
+        logits = [logits_of(m, idx.to(model_device(m))) for m in models]
+        for r, i in enumerate(batch):
+            yield i, [lg[r, : len(ids[i])] for lg in logits]
+
+
+@torch.inference_mode()
+def token_ranks(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: int | None = None
+                ) -> list[dict]:
+    """Each token of `text` with its rank and probability under `model` and the `top_k` most likely
+    tokens at its position (GLTR, Gehrmann et al. 2019): [{token, id, rank, prob, top_k: [{token, id,
+    prob}]}]. `token` is the token's text (a cut UTF-8 character shows as U+FFFD)."""
+    (ids,) = encode_texts(tokenizer, [text], context_length(model), max_tokens)
+    ((_, (logits,)),) = list(row_logits([model], [ids], tokenizer.eot_token_id))
+    out = []
+    for a in range(0, len(ids), POSITION_CHUNK):
+        logp = F.log_softmax(logits[a : a + POSITION_CHUNK].float(), dim=-1)
+        tgt = torch.tensor(ids[a : a + POSITION_CHUNK], device=logp.device)[:, None]
+        lp = logp.gather(1, tgt)
+        ranks = ((logp > lp).sum(-1) + 1).tolist()
+        top = logp.topk(min(top_k, logp.size(-1)), dim=-1) if top_k > 0 else None
+        for t, token_id in enumerate(tgt[:, 0].tolist()):
+            alts = [] if top is None else [
+                {"token": tokenizer.id_to_token_str(j), "id": j, "prob": float(math.exp(v))}
+                for v, j in zip(top.values[t].tolist(), top.indices[t].tolist(), strict=True)]
+            out.append({"token": tokenizer.id_to_token_str(token_id), "id": token_id, "rank": ranks[t],
+                        "prob": float(math.exp(lp[t, 0].item())), "top_k": alts})
+    return out
