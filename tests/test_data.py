@@ -234,8 +234,13 @@ def test_a_failed_prepare_can_be_rerun(tmp_path, corpus, tokenizer_dir):
     bad.write_text(jsonl.read_text() + "{oops\n")
     with pytest.raises(DataError, match=r"bad\.jsonl:\d+: not valid JSON"):
         prepare([root, bad], tokenizer_dir, tmp_path / "d", shard_tokens=100, progress=False)
-    assert not (tmp_path / "d" / MANIFEST).exists()  # no manifest: the partial output is not a dataset
+    assert not (tmp_path / "d").exists()  # nothing half-written is left: the directory it made is gone
+    (tmp_path / "e").mkdir()
+    with pytest.raises(DataError, match=r"bad\.jsonl:\d+: not valid JSON"):
+        prepare([root, bad], tokenizer_dir, tmp_path / "e", shard_tokens=100, progress=False)
+    assert list((tmp_path / "e").iterdir()) == []  # a directory that was there stays, empty again
     prepare([root, jsonl], tokenizer_dir, tmp_path / "d", shard_tokens=100, progress=False)
+    assert (tmp_path / "d" / MANIFEST).is_file()
 
 
 def test_truncated_shard_and_missing_manifest(tmp_path, corpus, tokenizer_dir):
@@ -262,6 +267,7 @@ def test_cli_prepare(tmp_path, corpus, tokenizer_dir, capsys):
     code = main(["prepare", str(bad), "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "o"), "-q"])
     assert code == 2
     assert f"gpt2 prepare: error: {bad}:2: not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 # ---- the loader ----

@@ -370,7 +370,7 @@ def test_detector_errors(tmp_path, ck):
 @pytest.mark.parametrize("content,message", [
     ('{"text": "ok"}\n{"text": "ok"}\n{"text": \n', r"bad.jsonl:3: not valid JSON"),
     ('{"text": "ok"}\n["a"]\n', r"bad.jsonl:2: expected a JSON object"),
-    ('{"id": 1}\n', r"bad.jsonl:1: no \"text\" field"),
+    ('{"id": 1}\n', r"bad.jsonl:1: expected a JSON object with a \"text\" field, got an object with fields \['id'\]"),
     ('\n{"text": 5}\n', r"bad.jsonl:2: field \"text\" must be a string"),
     ("\n\n", r"bad.jsonl: holds no texts"),
 ])
@@ -465,7 +465,7 @@ def test_cli_detect(tmp_path, data, ck, capsys):
     (d / "broken.jsonl").write_text('{"text": "fine"}\n{"txt": "oops"}\n')
     bad = [*train[:8], "--fake", str(d / "broken.jsonl"), "--out", str(tmp_path / "x")]
     assert main(bad) == 2
-    assert "broken.jsonl:2: no \"text\" field" in capsys.readouterr().err
+    assert "broken.jsonl:2: expected a JSON object with a \"text\" field" in capsys.readouterr().err
     assert main(["detect", "train", "--detector", "gltr", "--real", "r", "--fake", "f", "--out", "o"]) == 2
     assert "--model" in capsys.readouterr().err
 

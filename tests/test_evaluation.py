@@ -368,8 +368,8 @@ WSC_OK = (FIXTURES / "wsc_sample.xml").read_bytes()
 
 @pytest.mark.parametrize("reader,content,line,message", [
     (lambada.read_lambada, b'{"text": "a b c"}\n{"text": "d e f"\n', 2, "not valid JSON"),
-    (lambada.read_lambada, b'{"text": "a b c"}\n{"passage": "d e f"}\n', 2, 'string field "text"'),
-    (lambada.read_lambada, b'["a b c"]\n', 1, 'string field "text"'),
+    (lambada.read_lambada, b'{"text": "a b c"}\n{"passage": "d e f"}\n', 2, 'with a "text" field, got an object'),
+    (lambada.read_lambada, b'["a b c"]\n', 1, 'with a "text" field, got a JSON list'),
     (lambada.read_lambada, b'{"text": "a b"}\n{"text": "nospace"}\n', 2, "no last word"),
     (lambada.read_lambada, b'{"text": "a b"}\n{"text": "caf\xe9 au lait"}\n', 2, "not valid utf-8"),
     (lambada.read_lambada, b"", None, "empty"),
@@ -472,8 +472,8 @@ def test_prompted_tasks_run_on_fixtures(model, gpt2_tokenizer):
 
 
 @pytest.mark.parametrize("task,content,line,message", [
-    ("qa", b'{"question": "q?", "answer": "a"}\n{"question": "r?"}\n', 2, "missing field 'answer'"),
-    ("qa", b'{"question": "q?", "answer": 3}\n', 1, "field 'answer' is a int"),
+    ("qa", b'{"question": "q?", "answer": "a"}\n{"question": "r?"}\n', 2, "fields ['question'] (no 'answer')"),
+    ("qa", b'{"question": "q?", "answer": 3}\n', 1, 'field "answer" must be a string or list, got int'),
     ("translate", b'{"source": "a", "target": "b"}\n[1, 2]\n', 2, "expected a JSON object"),
     ("summarize", b'{"article": "a", "summary": "b"\n', 1, "not valid JSON"),
     ("coqa", b"", None, "empty"),

@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"gpt2.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"gpt2.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"gpt2.commands.{name}").register(subparsers)
     return parser
 
 

@@ -150,11 +150,6 @@ class GPTConfig:
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
 
-    def save(self, path: str | Path) -> None:
-        from gpt2.io import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
-
     @classmethod
     def load(cls, path: str | Path) -> GPTConfig:
         path = Path(path)

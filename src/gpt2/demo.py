@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,69 +55,35 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any]:
     """Run every step; return the summary that is also written to `<out>/summary.json`."""
-    from gpt2.data import TokenDataset, prepare
-    from gpt2.inference import load_for_inference
-    from gpt2.sampling import generate_text
-    from gpt2.tokenizer import Tokenizer
-    from gpt2.training import TrainConfig, Trainer
+    from gpt2.data import TokenDataset
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-
-    t = time.monotonic()
-    corpus = out / "corpus" / "stdlib.jsonl"
-    n_docs, n_bytes = write_jsonl(stdlib_documents(cfg.corpus_bytes), corpus)
-    log(f"[1/6] corpus: {n_docs} documents, {n_bytes / 1e6:.1f} MB of Python source and docs -> {corpus}")
-    timings["corpus_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    texts = (json.loads(line)["text"] for line in corpus.open(encoding="utf-8"))
-    tokenizer = Tokenizer.train(texts, cfg.vocab_size, show_progress=False)
-    tokenizer.save_pretrained(out / "tokenizer")
-    log(f"[2/6] BPE vocabulary: {tokenizer.vocab_size} tokens -> {out / 'tokenizer'}")
-    timings["tokenizer_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    manifest = prepare([corpus], out / "tokenizer", out / "data", val_fraction=DEMO_VAL_FRACTION, seed=cfg.seed,
-                       overwrite=True, progress=progress)
-    train_tokens, val_tokens = TokenDataset(out / "data", "train"), TokenDataset(out / "data", "val")
-    log(f"[3/6] token shards: {len(train_tokens):,} train / {len(val_tokens):,} val tokens -> {out / 'data'}")
-    timings["prepare_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    run_dir = out / "run"
-    train_config = TrainConfig(
-        data=str(out / "data"), out=str(run_dir), model_size=cfg.model_size, n_layer=cfg.n_layer,
-        n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.seq_len, seq_len=cfg.seq_len,
-        batch_size=cfg.batch_size, lr=cfg.lr, time_budget_s=cfg.time_budget_s,
-        # the schedule needs a length: a generous token count that the time budget cuts short
-        max_tokens=None, eval_interval=100, eval_tokens=65_536, seed=cfg.seed, dtype="auto",
-    )
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)  # a demo starts over; real runs use `gpt2 train --resume`
-    result = Trainer(train_config, progress=progress).train()
-    log(f"[4/6] trained {result['step']} steps ({result['tokens']:,} tokens), "
-        f"validation loss {result['val_loss']:.3f} -> {run_dir}")
-    timings["train_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    checkpoint = Path(result["checkpoint"])
-    model, tokenizer = load_for_inference(checkpoint)  # the fastest correct dtype and layout here
-    samples = generate_text(model, tokenizer, PROMPTS, max_new_tokens=cfg.max_new_tokens, top_k=40,
-                            seed=cfg.seed)
-    write_samples(samples, PROMPTS, out / "samples.md")
-    log(f"[5/6] {len(samples)} samples (top-k 40) -> {out / 'samples.md'}")
-    timings["sample_s"] = time.monotonic() - t
-
-    t = time.monotonic()
-    detection = detection_step(cfg, corpus, checkpoint, model, tokenizer, out / "detection")
-    best = max(detection["detectors"], key=lambda r: r["auroc"])
-    log(f"[6/6] detection on {detection['test_pairs']} + {detection['test_pairs']} held-out texts: best "
-        f"{best['detector']} (AUROC {best['auroc']:.3f}) -> {out / 'detection'}")
-    timings["detection_s"] = time.monotonic() - t
+    with _timed(timings, "corpus_s"):
+        corpus = out / "corpus" / "stdlib.jsonl"
+        n_docs, n_bytes = write_jsonl(stdlib_documents(cfg.corpus_bytes), corpus)
+        log(f"[1/6] corpus: {n_docs} documents, {n_bytes / 1e6:.1f} MB of Python source and docs -> {corpus}")
+    with _timed(timings, "tokenizer_s"):
+        vocab_size = train_tokenizer(corpus, cfg.vocab_size, out / "tokenizer")
+        log(f"[2/6] BPE vocabulary: {vocab_size} tokens -> {out / 'tokenizer'}")
+    with _timed(timings, "prepare_s"):
+        manifest = prepare_shards(cfg, corpus, out, progress)
+        train_tokens, val_tokens = TokenDataset(out / "data", "train"), TokenDataset(out / "data", "val")
+        log(f"[3/6] token shards: {len(train_tokens):,} train / {len(val_tokens):,} val tokens -> {out / 'data'}")
+    with _timed(timings, "train_s"):
+        result = train_model(cfg, out, progress)
+        log(f"[4/6] trained {result['step']} steps ({result['tokens']:,} tokens), "
+            f"validation loss {result['val_loss']:.3f} -> {out / 'run'}")
+    with _timed(timings, "sample_s"):
+        checkpoint = Path(result["checkpoint"])
+        model, tokenizer, samples = sample_prompts(cfg, checkpoint, out / "samples.md")
+        log(f"[5/6] {len(samples)} samples (top-k 40) -> {out / 'samples.md'}")
+    with _timed(timings, "detection_s"):
+        detection = detection_step(cfg, corpus, checkpoint, model, tokenizer, out / "detection")
+        best = max(detection["detectors"], key=lambda r: r["auroc"])
+        log(f"[6/6] detection on {detection['test_pairs']} + {detection['test_pairs']} held-out texts: best "
+            f"{best['detector']} (AUROC {best['auroc']:.3f}) -> {out / 'detection'}")
 
     unigram = unigram_cross_entropy(train_tokens.read(0, len(train_tokens)),
                                     val_tokens.read(0, len(val_tokens)), tokenizer.vocab_size)
@@ -138,6 +107,60 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.monotonic()
+    yield
+    timings[key] = time.monotonic() - start
+
+
+def train_tokenizer(corpus: Path, vocab_size: int, out: Path) -> int:
+    """A byte-level BPE vocabulary of the corpus, saved in `out`; returns its size."""
+    from gpt2.tokenizer import Tokenizer
+
+    texts = (json.loads(line)["text"] for line in corpus.open(encoding="utf-8"))
+    tokenizer = Tokenizer.train(texts, vocab_size, show_progress=False)
+    tokenizer.save_pretrained(out)
+    return tokenizer.vocab_size
+
+
+def prepare_shards(cfg: DemoConfig, corpus: Path, out: Path, progress: bool) -> dict[str, Any]:
+    from gpt2.data import prepare
+
+    return prepare([corpus], out / "tokenizer", out / "data", val_fraction=DEMO_VAL_FRACTION, seed=cfg.seed,
+                   overwrite=True, progress=progress)
+
+
+def train_model(cfg: DemoConfig, out: Path, progress: bool) -> dict[str, Any]:
+    """Train the demo model from scratch in `out/run` for the time budget, in the dtype `auto` picks."""
+    from gpt2.training import TrainConfig, Trainer
+
+    run_dir = out / "run"
+    train_config = TrainConfig(
+        data=str(out / "data"), out=str(run_dir), model_size=cfg.model_size, n_layer=cfg.n_layer,
+        n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.seq_len, seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size, lr=cfg.lr, time_budget_s=cfg.time_budget_s,
+        # the schedule needs a length: a generous token count that the time budget cuts short
+        max_tokens=None, eval_interval=100, eval_tokens=65_536, seed=cfg.seed, dtype="auto",
+    )
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a demo starts over; real runs use `gpt2 train --resume`
+    return Trainer(train_config, progress=progress).train()
+
+
+def sample_prompts(cfg: DemoConfig, checkpoint: Path, path: Path):
+    """(model, tokenizer, samples): the checkpoint loaded as inference commands load it, top-k 40 samples
+    of PROMPTS written to `path`."""
+    from gpt2.inference import load_for_inference
+    from gpt2.sampling import generate_text
+
+    model, tokenizer = load_for_inference(checkpoint)  # the fastest correct dtype and layout here
+    samples = generate_text(model, tokenizer, PROMPTS, max_new_tokens=cfg.max_new_tokens, top_k=40,
+                            seed=cfg.seed)
+    write_samples(samples, PROMPTS, path)
+    return model, tokenizer, samples
 
 
 def unigram_cross_entropy(train: np.ndarray, val: np.ndarray, vocab_size: int) -> float:

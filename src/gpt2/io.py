@@ -1,11 +1,18 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written file."""
+"""File I/O every module shares: atomic writes (a reader, or a crash, never sees a half-written file) and
+the checks of one JSON-lines record."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from gpt2.errors import DataError
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", list: "list", dict: "object", bool: "boolean"}
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -16,7 +23,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a normal file follows the umask
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a normal file follows the umask
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -24,24 +31,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it): what new files' permissions should follow."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable; a no-op where directories cannot be opened."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -52,3 +57,31 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def parse_record(line: str, where: str, fields: Mapping[str, tuple[type, ...]],
+                 aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One line of a JSON-lines file: a JSON object holding `fields` (name -> accepted types); `aliases` maps
+    another name a field may have to its own. Errors start with `where` (the file and line) and say what
+    was expected."""
+    wanted = (f'a "{next(iter(fields))}" field' if len(fields) == 1
+              else "fields " + ", ".join(f'"{name}"' for name in fields))
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); expected one JSON object per "
+                        f"line with {wanted}") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object with {wanted}, got a JSON {type(row).__name__}")
+    for alias, name in (aliases or {}).items():
+        if name not in row and alias in row:
+            row[name] = row[alias]
+    missing = [name for name in fields if name not in row]
+    if missing:
+        raise DataError(f"{where}: expected a JSON object with {wanted}, got an object with fields "
+                        f"{sorted(row)[:6]} (no {missing[0]!r})")
+    for name, types in fields.items():
+        if not isinstance(row[name], types) or (isinstance(row[name], bool) and bool not in types):
+            expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            raise DataError(f'{where}: field "{name}" must be a {expected}, got {type(row[name]).__name__}')
+    return row

@@ -329,19 +329,7 @@ def generate_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(manifest_path(out_dir, spec.dataset), spec, shard[1])
     result = Progress(batch_size=batch_size)
-    todo: dict[str, list[int]] = {}
-    for split in SPLITS:
-        ids = spec.shard_ids(split, shard)
-        if spec.splits.get(split, 0) == 0:
-            continue
-        path = split_path(out_dir, spec.dataset, split, shard)
-        if shard[1] > 1 and not path.exists() and split_path(out_dir, spec.dataset, split).exists():
-            result.existing[split] = len(ids)  # already merged: nothing left for this shard
-            continue
-        done = _recover(path, ids)
-        result.existing[split] = len(done)
-        todo[split] = [i for i in ids if i not in done]
-        path.touch()  # an empty split file says "started"
+    todo = _todo(spec, out_dir, shard, result)
     bar = tqdm(total=sum(map(len, todo.values())), desc=spec.dataset, unit="sample", disable=not progress)
     for split, ids in todo.items():
         result.written[split] = 0
@@ -358,6 +346,25 @@ def generate_outputs(
                     on_batch(split, batch)
     bar.close()
     return result
+
+
+def _todo(spec: OutputSpec, out_dir: Path, shard: tuple[int, int], result: Progress) -> dict[str, list[int]]:
+    """The sample ids each split of this shard still needs (what is on disk is recovered and counted in
+    `result.existing`); every split file to write is created, which says "started"."""
+    todo: dict[str, list[int]] = {}
+    for split in SPLITS:
+        ids = spec.shard_ids(split, shard)
+        if spec.splits.get(split, 0) == 0:
+            continue
+        path = split_path(out_dir, spec.dataset, split, shard)
+        if shard[1] > 1 and not path.exists() and split_path(out_dir, spec.dataset, split).exists():
+            result.existing[split] = len(ids)  # already merged: nothing left for this shard
+            continue
+        done = _recover(path, ids)
+        result.existing[split] = len(done)
+        todo[split] = [i for i in ids if i not in done]
+        path.touch()
+    return todo
 
 
 def _runs(ids: Sequence[int], size: int) -> Iterable[list[int]]:

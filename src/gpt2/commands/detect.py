@@ -83,7 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for add in (_add_train, _add_eval, _add_score, _add_matrix, _add_benchmark):
+        add(sub)
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train (or calibrate) a detector and save it")
     _add_detector_options(t)
     t.add_argument("--real", default=None, metavar="JSONL", help="human texts (jsonl with a text field)")
@@ -95,6 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=run_train)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="evaluate a saved detector: JSON + Markdown + ROC plot")
     e.add_argument("detector_dir", metavar="DETECTOR_DIR")
     e.add_argument("--real", required=True, metavar="JSONL")
@@ -106,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=run_eval)
 
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("score", help="P(machine) of one text and its per-token GLTR ranks, as JSON")
     s.add_argument("detector_dir", metavar="DETECTOR_DIR")
     s.add_argument("text", help="the text; '-' reads stdin")
@@ -115,6 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--device", default="auto", help="torch device (default: auto)")
     s.set_defaults(func=run_score)
 
+
+def _add_matrix(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("matrix", help="the transfer table: trained on each source, tested on each")
     _add_detector_options(m)
     m.add_argument("--data-dir", required=True, metavar="DIR", help="holds <source>.{train,valid,test}.jsonl")
@@ -129,6 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=run_matrix)
 
+
+def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("benchmark", help="every detector on the shared gpt2-output subsets")
     b.add_argument("--data-dir", required=True, metavar="DIR", help="the gpt2-output subsets' directory")
     b.add_argument("--model", "-m", default=None, metavar="DIR", help="scoring / backbone checkpoint")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from gpt2.errors import DataError
+from gpt2.io import parse_record
 
 TXT_SPLITS = ("file", "paragraph", "line")
 DIRECTORY_SUFFIXES = (".txt", ".jsonl")  # what a directory input contributes (recursively)
@@ -120,24 +119,9 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
     for number, line in _lines(path):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict) or "text" not in row:
-            raise DataError(f"{path}:{number}: expected a JSON object with a \"text\" field, got "
-                            f"{_describe(row)}")
-        if not isinstance(row["text"], str):
-            raise DataError(f"{path}:{number}: field \"text\" must be a string, got "
-                            f"{type(row['text']).__name__}")
-        if row["text"]:
-            yield row["text"]
-
-
-def _describe(row: Any) -> str:
-    if isinstance(row, dict):
-        return f"an object with fields {sorted(row)[:5]}"
-    return f"a JSON {type(row).__name__}"
+        text = parse_record(line, f"{path}:{number}", {"text": (str,)})["text"]
+        if text:
+            yield text
 
 
 def file_sha256(path: Path) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from gpt2.data.documents import TXT_SPLITS, expand_inputs, file_sha256, read_documents
 from gpt2.errors import DataError
-from gpt2.io import _fsync_dir, atomic_write_text
+from gpt2.io import atomic_write_text, fsync_dir
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
@@ -161,9 +161,21 @@ def prepare(
     files = expand_inputs(inputs)
     tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
     out = Path(out)
+    created = not out.exists()
     _clear_output(out, overwrite)
-    tokenizer_dir = out / TOKENIZER_DIR
-    tok.save_pretrained(tokenizer_dir)
+    try:
+        manifest = _write(files, tok, str(tokenizer), out, shard_tokens=shard_tokens, txt_split=txt_split,
+                          seed=seed, val_fraction=val_fraction, workers=workers, progress=progress)
+    except BaseException:  # a bad input file, Ctrl-C: leave no half-written dataset behind
+        _remove_partial(out, created)
+        raise
+    return manifest
+
+
+def _write(files: list[Path], tok, tokenizer_name: str, out: Path, *, shard_tokens: int, txt_split: str,
+           seed: int, val_fraction: float, workers: int | None, progress: bool) -> dict[str, Any]:
+    """The tokenizer's files, the shards and (last) the manifest, in the empty directory `out`."""
+    tok.save_pretrained(out / TOKENIZER_DIR)
     dtype = token_dtype(tok.vocab_size)
     writers = {s: _ShardWriter(out, s, shard_tokens, dtype) for s in SPLITS}
     state = _Progress()
@@ -186,9 +198,18 @@ def prepare(
         names = ", ".join(str(p) for p in files[:5]) + (" ..." if len(files) > 5 else "")
         raise DataError(f"no documents in the inputs ({names}): every file is empty or whitespace")
     shards = {s: writers[s].close() for s in SPLITS}
-    manifest = _manifest(tok, tokenizer, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens)
+    manifest = _manifest(tok, tokenizer_name, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens)
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _remove_partial(out: Path, created: bool) -> None:
+    """Remove what a failed prepare wrote in `out` (and `out` itself if it made it)."""
+    for p in out.iterdir():
+        if _is_prepare_output(p):
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    if created and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _documents(files: list[Path], txt_split: str, state: _Progress) -> Iterator[str]:
@@ -234,7 +255,7 @@ def _clear_output(out: Path, overwrite: bool) -> None:
             else:
                 p.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    _fsync_dir(out)
+    fsync_dir(out)
 
 
 def _is_prepare_output(path: Path) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError
+from gpt2.io import parse_record
 
 
 @dataclass
@@ -62,19 +63,7 @@ def _parse(raw: bytes, path: Path, number: int) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
                         f"{e.start + 1})") from None
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{number}: not valid JSON ({e.msg} at column {e.colno}); expected one "
-                        "JSON object per line") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{path}:{number}: expected a JSON object with a \"text\" field, got a JSON "
-                        f"{type(row).__name__}")
-    if "text" not in row:
-        raise DataError(f"{path}:{number}: no \"text\" field (fields: {sorted(row)[:6]})")
-    if not isinstance(row["text"], str):
-        raise DataError(f"{path}:{number}: field \"text\" must be a string, got {type(row['text']).__name__}")
-    return row
+    return parse_record(line, f"{path}:{number}", {"text": (str,)})
 
 
 def labelled(real: Texts, fake: Texts) -> tuple[list[str], list[int], list[int | None]]:

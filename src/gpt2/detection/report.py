@@ -149,6 +149,20 @@ def write_matrix(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
 
 # ---- the real-data benchmark ----
 
+def _benchmark_options(name: str, model: str | None, observer: str | None, max_tokens: int,
+                       classifier_options: dict[str, Any] | None) -> dict[str, Any] | str:
+    """A detector's options in the real-data benchmark, or why it cannot run."""
+    if name == "tfidf":
+        return {}
+    if model is None:
+        return "needs a scoring checkpoint (--model)"
+    if name == "classifier":
+        return {"model": model, **(classifier_options or {})}
+    if name == "binoculars" and observer is None:
+        return "needs an observer checkpoint (--observer) sharing the model's tokenizer"
+    return {"model": model, "max_tokens": max_tokens, **({"observer": observer} if name == "binoculars" else {})}
+
+
 def real_data_benchmark(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -171,21 +185,10 @@ def real_data_benchmark(
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for name in detectors:
-        options: dict[str, Any] = {}
-        if name != "tfidf":
-            if model is None:
-                skipped[name] = "needs a scoring checkpoint (--model)"
-                continue
-            options["model"] = model
-            if name == "classifier":
-                options.update(classifier_options or {})
-            else:
-                options["max_tokens"] = max_tokens
-        if name == "binoculars":
-            if observer is None:
-                skipped[name] = "needs an observer checkpoint (--observer) sharing the model's tokenizer"
-                continue
-            options["observer"] = observer
+        options = _benchmark_options(name, model, observer, max_tokens, classifier_options)
+        if isinstance(options, str):
+            skipped[name] = options
+            continue
         det = make_detector(name, **options)
         det.progress = progress
         start = time.perf_counter()

@@ -32,7 +32,6 @@ perplexity simply the perplexity of the final word; `perplexity_full_word` is th
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
+from gpt2.io import parse_record
 from gpt2.scoring import score_continuations, total_nll
 
 DESCRIPTION = 'LAMBADA as jsonl, one {"text": passage} per line (OpenAI\'s lambada_test.jsonl)'
@@ -75,18 +75,7 @@ def read_lambada(path: str | os.PathLike, limit: int | None = None) -> list[Lamb
         if plain:
             text = line
         else:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{path}: line {number}: not valid JSON ({e.msg}); expected {DESCRIPTION}"
-                ) from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                got = sorted(row) if isinstance(row, dict) else type(row).__name__
-                raise DataError(
-                    f'{path}: line {number}: expected an object with a string field "text", got {got}'
-                )
-            text = row["text"]
+            text = parse_record(line, f"{path}: line {number}", {"text": (str,)})["text"]
         example = split_passage(text)
         if example is None:
             raise DataError(f"{path}: line {number}: the passage has no last word to predict (no space)")

@@ -22,7 +22,6 @@ for inspection. ROUGE and BLEU need the optional packages `rouge-score` and `sac
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import string
@@ -33,6 +32,7 @@ from typing import Any
 
 from gpt2.errors import DataError, GPT2Error
 from gpt2.evaluation.base import TaskResult, read_text, sha256_file
+from gpt2.io import parse_record
 
 PROMPTED_TASKS = ("summarize", "translate", "qa", "coqa")
 
@@ -108,22 +108,7 @@ def read_jsonl(path: str | os.PathLike, fields: dict[str, tuple[type, ...]], tas
     for number, line in enumerate(read_text(path, what).split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {number}: not valid JSON ({e.msg}); expected {what}") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-        for alias, name in (aliases or {}).items():
-            if name not in row and alias in row:
-                row[name] = row[alias]
-        for name, types in fields.items():
-            if name not in row:
-                raise DataError(f"{path}: line {number}: missing field {name!r}; expected {what}")
-            if not isinstance(row[name], types):
-                raise DataError(f"{path}: line {number}: field {name!r} is a {type(row[name]).__name__}, "
-                                f"expected {' or '.join(t.__name__ for t in types)}")
-        rows.append(row)
+        rows.append(parse_record(line, f"{path}: line {number}", fields, aliases))
     if not rows:
         raise DataError(f"{path}: no rows; expected {what}")
     return rows

@@ -11,8 +11,10 @@ Data files are never downloaded. A task reads `data_path` when given, else the t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult
@@ -26,22 +28,57 @@ DATA_DIR_ENV = "GPT2_DATA_DIR"
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """What `run_task` passes on; each task reads the options that apply to it."""
+
+    limit: int | None = None
+    batch_size: int = 8
+    stride: int | None = None
+    detokenize: bool = True
+    progress: bool = False
+    shots: int = 5
+    seed: int = 0
+
+    @property
+    def common(self) -> dict[str, Any]:
+        return dict(limit=self.limit, batch_size=self.batch_size, progress=self.progress)
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     default_path: str | None
     description: str
+    run: Callable[[Any, Any, Path, RunOptions], TaskResult]  # (model, tokenizer, data file, options)
+
+
+def _lm_task(name: str) -> Task:
+    spec = LM_TASKS[name]
+    return Task(name, spec.default_path, spec.description, lambda m, t, path, o: evaluate_lm(
+        m, t, name, path, stride=o.stride, detokenize=o.detokenize, **o.common))
+
+
+def _cbt_task(name: str, path: str, description: str) -> Task:
+    return Task(name, path, description, lambda m, t, p, o: evaluate_cbt(
+        m, t, p, task=name, detokenize=o.detokenize, **o.common))
 
 
 TASKS: dict[str, Task] = {
-    **{name: Task(name, t.default_path, t.description) for name, t in LM_TASKS.items()},
-    "lambada": Task("lambada", "lambada/lambada_test.jsonl", "LAMBADA last-word accuracy and perplexity"),
-    "cbt-cn": Task("cbt-cn", "cbt/cbtest_CN_test_2500ex.txt", "Children's Book Test, common nouns"),
-    "cbt-ne": Task("cbt-ne", "cbt/cbtest_NE_test_2500ex.txt", "Children's Book Test, named entities"),
-    "wsc": Task("wsc", "wsc/WSCollection.xml", "Winograd Schema Challenge, WSC273"),
-    "summarize": Task("summarize", None, 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE'),
-    "translate": Task("translate", None, 'jsonl {"source", "target"}: few-shot "a = b" prompt, BLEU'),
-    "qa": Task("qa", None, 'jsonl {"question", "answer"}: few-shot Q:/A: prompt, exact match'),
-    "coqa": Task("coqa", None, 'jsonl {"story", "questions", "answers"}: conversational QA, F1'),
+    **{name: _lm_task(name) for name in LM_TASKS},
+    "lambada": Task("lambada", "lambada/lambada_test.jsonl", "LAMBADA last-word accuracy and perplexity",
+                    lambda m, t, p, o: evaluate_lambada(m, t, p, **o.common)),
+    "cbt-cn": _cbt_task("cbt-cn", "cbt/cbtest_CN_test_2500ex.txt", "Children's Book Test, common nouns"),
+    "cbt-ne": _cbt_task("cbt-ne", "cbt/cbtest_NE_test_2500ex.txt", "Children's Book Test, named entities"),
+    "wsc": Task("wsc", "wsc/WSCollection.xml", "Winograd Schema Challenge, WSC273",
+                lambda m, t, p, o: evaluate_wsc(m, t, p, **o.common)),
+    "summarize": Task("summarize", None, 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE',
+                      lambda m, t, p, o: evaluate_summarize(m, t, p, seed=o.seed, **o.common)),
+    "translate": Task("translate", None, 'jsonl {"source", "target"}: few-shot "a = b" prompt, BLEU',
+                      lambda m, t, p, o: evaluate_translate(m, t, p, shots=o.shots, **o.common)),
+    "qa": Task("qa", None, 'jsonl {"question", "answer"}: few-shot Q:/A: prompt, exact match',
+               lambda m, t, p, o: evaluate_qa(m, t, p, shots=o.shots, **o.common)),
+    "coqa": Task("coqa", None, 'jsonl {"story", "questions", "answers"}: conversational QA, F1',
+                 lambda m, t, p, o: evaluate_coqa(m, t, p, **o.common)),
 }
 
 
@@ -87,19 +124,6 @@ def run_task(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit}")
     path = resolve_data_path(task, data_path)
-    common = dict(limit=limit, batch_size=batch_size, progress=progress)
-    if task in LM_TASKS:
-        return evaluate_lm(model, tokenizer, task, path, stride=stride, detokenize=detokenize, **common)
-    if task == "lambada":
-        return evaluate_lambada(model, tokenizer, path, **common)
-    if task in ("cbt-cn", "cbt-ne"):
-        return evaluate_cbt(model, tokenizer, path, task=task, detokenize=detokenize, **common)
-    if task == "wsc":
-        return evaluate_wsc(model, tokenizer, path, **common)
-    if task == "summarize":
-        return evaluate_summarize(model, tokenizer, path, seed=seed, **common)
-    if task == "translate":
-        return evaluate_translate(model, tokenizer, path, shots=shots, **common)
-    if task == "qa":
-        return evaluate_qa(model, tokenizer, path, shots=shots, **common)
-    return evaluate_coqa(model, tokenizer, path, **common)
+    options = RunOptions(limit=limit, batch_size=batch_size, stride=stride, detokenize=detokenize,
+                         progress=progress, shots=shots, seed=seed)
+    return TASKS[task].run(model, tokenizer, path, options)

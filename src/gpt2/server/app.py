@@ -137,6 +137,13 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.server = server
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    _add_error_handlers(app)
+    _add_routes(app, server, api_key)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Errors in OpenAI's shape: APIError as raised, request validation as invalid_request_error (422)."""
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
@@ -155,6 +162,10 @@ def create_app(
         body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None},
                 "detail": jsonable_encoder(errors, custom_encoder={bytes: lambda b: b.decode("latin-1")})}
         return JSONResponse(body, status_code=422)
+
+
+def _add_routes(app: FastAPI, server: _Server, api_key: str | None) -> None:
+    """The API under /v1 (behind the key, if any), /health, and the web page."""
 
     def authorize(request: Request) -> None:
         if api_key is None:
@@ -179,18 +190,19 @@ def create_app(
 
     @app.get("/v1/models", dependencies=v1, tags=["api"])
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": server.started,
-                                            "owned_by": "gpt2"}]}
+        return {"object": "list", "data": [{"id": server.model_name, "object": "model",
+                                            "created": server.started, "owned_by": "gpt2"}]}
 
     @app.get("/health", tags=["server"])
     async def health() -> dict:
         """Liveness, the model's limits (the web page reads them) and the scheduler's counters."""
+        scheduler, detector = server.scheduler, server.detector
         return {
-            "status": "ok", "model": model_name, "context_length": model.config.n_positions,
-            "max_tokens_limit": max_tokens_limit, "auth_required": api_key is not None,
+            "status": "ok", "model": server.model_name, "context_length": server.context,
+            "max_tokens_limit": server.max_tokens_limit, "auth_required": api_key is not None,
             "detector": detector.name if detector is not None else None,
             "running": scheduler.running, "waiting": scheduler.waiting,
-            "max_batch": max_batch, "max_queue": max_queue, "stats": asdict(scheduler.stats),
+            "max_batch": scheduler.max_batch, "max_queue": scheduler.max_queue, "stats": asdict(scheduler.stats),
         }
 
     @app.get("/", include_in_schema=False)
@@ -198,7 +210,6 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
 
 
 class _Server:
@@ -253,8 +264,7 @@ class _Server:
                          "total_tokens": event.prompt_tokens + event.completion_tokens}
                 return {**head, "choices": choices, "usage": usage, "seed": seed}
             elif isinstance(event, Failed):
-                raise APIError(503 if "shutting down" in event.message else 500, event.message,
-                               type="server_error")
+                raise APIError(event.status, event.message, type="server_error")
         return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
 
     def _prompts(self, prompt: str | list) -> tuple[list[list[int]], list[str]]:

@@ -65,6 +65,7 @@ class Done:
 @dataclass
 class Failed:
     message: str
+    status: int = 500  # the HTTP status to answer with: 503 when the server is going away
 
 
 class Job:

@@ -282,6 +282,6 @@ class Scheduler:
         self._batch = DecodeBatch(self.model)
         for job in jobs.values():
             job.unfinished = 0
-            job.post(Failed("the server is shutting down"))
+            job.post(Failed("the server is shutting down", status=503))
         for _, future in calls:
             future.cancel()

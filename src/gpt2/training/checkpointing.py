@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gpt2.io import _fsync_dir, atomic_write
+from gpt2.io import atomic_write, current_umask, fsync_dir
 
 LINK = "checkpoint"
 DIRECTORY = "checkpoints"
@@ -50,7 +50,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer:
     if current.is_symlink() and os.readlink(current) == f"{DIRECTORY}/{name}":
         return final  # this step is already the checkpoint
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a checkpoint is as readable as other dirs
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; a checkpoint is as readable as other dirs
     try:
         save_pretrained(model, tmp, tokenizer=tokenizer, metadata=metadata)
         atomic_write(tmp / STATE_FILE, lambda path: torch.save(state, path))
@@ -61,16 +61,10 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(parent)
+    fsync_dir(parent)
     _switch_link(run_dir, f"{DIRECTORY}/{name}")
     _remove_others(parent, keep=name)
     return final
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _switch_link(run_dir: Path, target: str) -> None:
@@ -78,7 +72,7 @@ def _switch_link(run_dir: Path, target: str) -> None:
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
     os.replace(tmp, run_dir / LINK)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
 
 
 def _remove_others(parent: Path, keep: str) -> None:
@@ -97,7 +91,7 @@ def _fsync_tree(directory: Path) -> None:
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def load_state(checkpoint: Path, mmap: bool = False) -> dict[str, Any]:
