@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -535,3 +537,11 @@ def test_cli_serve_builds_the_app(tmp_path, model, tokenizer, monkeypatch):
         checked = c.post("/v1/detect", json={"text": text}, headers={"Authorization": "Bearer k"}).json()
         expected = float(detector.score([text])[0])
         assert checked["detector"] == {"name": "tfidf", "score": pytest.approx(expected)}
+
+
+def test_importing_the_server_loads_neither_evaluation_nor_detection():
+    """The server stands on the scoring core alone (gpt2.scoring), not on the packages built on it."""
+    code = ("import sys, gpt2.server.app; "
+            "print(sorted(m for m in sys.modules if m.startswith(('gpt2.evaluation', 'gpt2.detection'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -2,12 +2,14 @@
 
 x86-64 CPUs fall into classes that differ by two orders of magnitude in bfloat16:
 
-    class          instructions                        bf16 matrix products vs fp32
-    amx            AMX-BF16 tiles (Xeon 4th gen +)     native, ~7x faster
-    avx512-bf16    AVX512-BF16 (EPYC Zen 4 +, Xeon 3rd gen)  native, ~2.3x faster
-    avx512         AVX-512 without BF16 (Skylake-SP)   emulated by conversions: slower than fp32
-    avx2           AVX2 + FMA only                     emulated: training ~80x slower than fp32
+    class          instructions                               bf16 matrix products
+    amx            AMX-BF16 tiles (Xeon 4th gen on)           native: several times fp32's speed
+    avx512-bf16    AVX512-BF16 (EPYC Zen 4 on, Xeon 3rd gen)  native: two to three times fp32's speed
+    avx512         AVX-512 without BF16 (Skylake-SP)          emulated by conversions: slower than fp32
+    avx2           AVX2 + FMA only                            emulated: an order of magnitude slower
     baseline       neither
+
+(docs/benchmarks.md has the measured figures for each class.)
 
 `auto` picks bfloat16 where the products are native (CUDA with compute capability >= 8.0, or the first two
 CPU classes) and float32 elsewhere; asking for bfloat16 where it is emulated works but warns with the cost.

@@ -165,10 +165,10 @@ def _one_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, leng
     on CPU. `mask` is SDPA's boolean mask over those positions (True = may attend).
 
     PyTorch's CPU flash kernel is built for many queries; for one, in bfloat16, two matrix products and a
-    float32 softmax ran 6x faster (batch 32, 12 heads, 48 keys: 0.33 vs 2.07 ms per layer). The products
-    run over the whole preallocated cache, positions past `length` getting probability 0 (they hold zeros
-    or stale finite values), because a product over the slice first copies it: batch 32, 12 heads, 300
-    of 512 positions: 4.3 ms per layer over the buffer, 11.5 ms over the slice.
+    float32 softmax are several times faster. The products run over the whole preallocated cache, positions
+    past `length` getting probability 0 (they hold zeros or stale finite values), because a product over
+    the slice first copies it, which costs more than the extra positions (docs/benchmarks.md, decoding on
+    CPU, has the timings).
     """
     scores = ((q * q.size(-1) ** -0.5) @ k.transpose(-2, -1))[..., :length].float()  # (B, nh, 1, length)
     if mask is not None:

@@ -2,8 +2,7 @@
 
 On CPU, `F.linear` in bfloat16 hands the product to oneDNN, whose kernels read the weight in a blocked
 layout, so every call first reorders the whole weight into it. When the activations are a few rows, as in
-a decoding step, that reorder costs about as much as the product: the 124M model's vocabulary projection
-in bfloat16 took 18 ms for 32 rows, 8 ms with the weight reordered once beforehand (AMD EPYC, 2 threads).
+a decoding step, that reorder costs about as much as the product (docs/benchmarks.md, prepacked weights).
 `pack_for_cpu` does that reorder once, when a model is made ready for inference (what torch.compile's
 freezing pass does inside the graphs it compiles), and lets oneDNN apply the MLP's GELU to the product's
 float32 accumulators before they are rounded, instead of in a second pass over the rounded output.

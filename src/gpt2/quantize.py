@@ -1,7 +1,7 @@
 """Weight-only int8 quantization for faster batch-1 decoding on CPU.
 
-Decoding one token reads every weight once; int8 weights are a quarter of fp32's bytes, and on a Xeon with
-AVX-512 the int8 kernel runs a matrix-vector product about twice as fast as fp32's. `quantize_int8` stores
+Decoding one token reads every weight once; int8 weights are a quarter of fp32's bytes, and on CPUs with
+AVX-512 the int8 kernel runs a matrix-vector product faster than fp32's. `quantize_int8` stores
 each Linear weight (and the tied token embedding / lm_head) as int8 with one scale per output channel
 (symmetric, absmax / 127) and multiplies with `torch.ops.aten._weight_int8pack_mm`, the CPU kernel gpt-fast
 uses; it takes bfloat16 activations, so the matmul inputs are cast to bfloat16 and its outputs back to the
@@ -20,8 +20,7 @@ from gpt2.model import GPT
 
 # Rows (tokens x batch) above which a matmul dequantizes the weight and runs a bfloat16 GEMM instead of the
 # int8 kernel: the kernel is a fast matrix-vector product but slower than oneDNN's GEMM for wide inputs
-# (prompt prefill, large batches). Measured on a Xeon with AMX: the kernel wins up to 16 rows, the GEMM
-# from 32.
+# (prompt prefill, large batches): where the crossover lay on the machines measured (docs/benchmarks.md).
 _KERNEL_MAX_ROWS = 16
 _COMPUTE_DTYPE = torch.bfloat16  # what the int8 kernel multiplies in (it is slow for float32 and float16)
 

@@ -158,8 +158,8 @@ class Tokenizer:
         if threads <= 1:
             return [encode(text) for text in texts]
         # A few runs of texts per thread, not one task per text as tiktoken's encode_batch does: on short texts
-        # the pool's per-task handoff costs more than the encoding (2,891 WikiText-2 lines on 2 cores: 8 MB/s
-        # that way, 15 MB/s in a plain loop, 20 MB/s like this). Tiktoken releases the GIL while it encodes.
+        # the pool's per-task handoff costs more than the encoding (benchmarks/bench_tokenizer.py measures
+        # both). Tiktoken releases the GIL while it encodes.
         size = -(-len(texts) // (4 * threads))
         runs = [texts[i : i + size] for i in range(0, len(texts), size)]
         with ThreadPoolExecutor(threads) as pool:

@@ -3,13 +3,12 @@
 glibc's malloc serves every block above its mmap threshold (at most 32 MiB) with a fresh `mmap` and returns
 it with `munmap` when freed. A training step on CPU allocates gigabytes of such blocks (the logits over
 GPT-2's 50,257-id vocabulary and their gradients alone are 4 x batch x seq_len x 50,257 bytes each), so
-every step page-faults them all back in, and the kernel zeroes each 4 KiB page on the way: on a 2-core KVM
-machine that was 6 million page faults and half the wall time of a small model's steps. With mmap off and
+every step page-faults them all back in, and the kernel zeroes each 4 KiB page on the way: for a small
+model that can be half the wall time of its steps. With mmap off and
 trimming off, large blocks come from the heap and stay there after `free`, so from the second step on a
 step reuses the memory of the last one. The process then keeps its peak footprint until `restore` (the
-Trainer calls it in `close`). Measured, paired steps in one process (benchmarks/bench_train.py and
-docs/training.md): 1.55x faster steps for a 6-layer 384-wide model at batch 16 x 256, 1.3x for 124M at
-batch 4 x 256, bf16, one thread.
+Trainer calls it in `close`). docs/training.md has the paired-step measurements
+(benchmarks/bench_train.py --malloc-defaults is the other side).
 """
 
 from __future__ import annotations
