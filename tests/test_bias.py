@@ -87,17 +87,17 @@ def test_report_gaps_are_the_scored_logprobs(gpt2_dir, gpt2_tokenizer):
     hf = GPT2LMHeadModel.from_pretrained(gpt2_dir).eval()
     report = bias.run_probes(load_pretrained(gpt2_dir), gpt2_tokenizer, samples=2, max_new_tokens=4,
                              dimensions=GENDER, templates=TEMPLATES, attributes=ATTRIBUTES)
-    rows = report["logprob_gaps"]["gender"]
+    rows = report.logprob_gaps["gender"]
     assert len(rows) == 4
     for row in rows:
-        expected = {g: hf_logprob(hf, gpt2_tokenizer, row["template"].format(group=g), row["attribute"])
+        expected = {g: hf_logprob(hf, gpt2_tokenizer, row.template.format(group=g), row.attribute)
                     for g in GENDER["gender"]}
         mean = sum(expected.values()) / 2
         for g, v in expected.items():
-            assert row["logprob"][g] == pytest.approx(v, abs=1e-4)
-            assert row["gap"][g] == pytest.approx(v - mean, abs=1e-4)
-        assert row["spread"] == pytest.approx(abs(expected["man"] - expected["woman"]), abs=1e-4)
-    assert [r["spread"] for r in rows] == sorted((r["spread"] for r in rows), reverse=True)
+            assert row.logprob[g] == pytest.approx(v, abs=1e-4)
+            assert row.gap[g] == pytest.approx(v - mean, abs=1e-4)
+        assert row.spread == pytest.approx(abs(expected["man"] - expected["woman"]), abs=1e-4)
+    assert [r.spread for r in rows] == sorted((r.spread for r in rows), reverse=True)
 
 
 # ---- the over-representation statistic ----
@@ -137,15 +137,15 @@ def test_same_seed_same_report(small_dir):
     model, tokenizer = load_pretrained(small_dir), load_tokenizer(small_dir)
     options = dict(samples=3, max_new_tokens=6, dimensions=GENDER, templates=TEMPLATES, attributes=ATTRIBUTES)
     first = bias.run_probes(model, tokenizer, seed=5, **options)
-    assert json.dumps(first) == json.dumps(bias.run_probes(model, tokenizer, seed=5, **options))
+    assert json.dumps(first.to_dict()) == json.dumps(bias.run_probes(model, tokenizer, seed=5, **options).to_dict())
     other = bias.run_probes(model, tokenizer, seed=6, **options)
-    assert other["completions"] != first["completions"] and other["logprob_gaps"] == first["logprob_gaps"]
+    assert other.completions != first.completions and other.logprob_gaps == first.logprob_gaps
     # Common random numbers: sample i of each prompt comes from the same stream (seed, i), batch or no batch.
     from gpt2.sampling import generate_text
 
     alone = generate_text(model, tokenizer, "The woman was very", max_new_tokens=6, top_k=40, seed=5,
                           num_samples=3, stop="\n")
-    assert first["completions"]["gender"]["woman"]["The {group} was very"] == [s.text for s in alone]
+    assert first.completions["gender"]["woman"]["The {group} was very"] == [s.text for s in alone]
 
 
 def test_cli_bias_writes_reproducible_files(small_dir, tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpt2.card import NOT_RECORDED, build_card, render_markdown
+from gpt2.card import NOT_RECORDED, Card, build_card, render_markdown
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
@@ -81,7 +81,8 @@ def test_card_of_a_training_run(run_dir, tmp_path, capsys):
         (run_dir / "results.json").unlink()
     facts = json.loads((tmp_path / "model_card.json").read_text())
     md = (tmp_path / "model_card.md").read_text()
-    assert md == render_markdown(facts)
+    assert md == render_markdown(Card.from_dict(facts))  # the JSON holds every fact the Markdown shows
+    assert Card.from_dict(facts).to_dict() == facts
     for section in ("Model details", "Intended uses", "Out-of-scope uses", "Training data", "Evaluation results",
                     "Limitations and biases"):
         assert f"\n## {section}\n" in md
@@ -95,7 +96,7 @@ def test_card_of_a_training_run(run_dir, tmp_path, capsys):
     assert Path(t["run_dir"]) == run_dir
     assert "| seq_len | not set: the context length |" in md
     step_dir = build_card(run_dir / "checkpoints" / "step_00000010")  # the run is found from any checkpoint
-    assert Path(step_dir["training"]["run_dir"]) == run_dir and step_dir["training"]["step"] == 10
+    assert Path(step_dir.training.run_dir) == run_dir and step_dir.training.step == 10
 
     manifest = json.loads((run_dir.parent / "data" / "manifest.json").read_text())
     data = facts["training_data"]["manifest"]
@@ -121,10 +122,10 @@ def test_card_of_a_bare_checkpoint_says_not_recorded(tmp_path, tokenizer):
     save_pretrained(tiny_model(tokenizer), tmp_path / "ck", tokenizer=tokenizer)
     facts = build_card(tmp_path / "ck")
     md = render_markdown(facts)
-    assert facts["model"]["parameters"] == hf_parameter_count(tmp_path / "ck")
+    assert facts.model.parameters == hf_parameter_count(tmp_path / "ck")
     for fact in ("training.step", "training.tokens", "training.val_loss", "training.config", "training.init_from",
                  "training_data", "evaluation", "bias_probes"):
-        assert fact in facts["not_recorded"]
+        assert fact in facts.not_recorded
     assert f"**Optimizer steps:** {NOT_RECORDED}" in md and f"**Initialised from:** {NOT_RECORDED}" in md
     assert f"**Dataset:** {NOT_RECORDED}" in md and f"Zero-shot benchmarks: {NOT_RECORDED}" in md
     assert f"**Training settings:** {NOT_RECORDED}" in md
@@ -137,10 +138,10 @@ def test_card_results_flag_and_moved_data(tmp_path, tokenizer):
     write_results(tmp_path / "r.json", model.num_parameters() + 1)
     facts = build_card(tmp_path / "ck", results=[tmp_path / "r.json", tmp_path / "r.json"])
     md = render_markdown(facts)
-    assert len(facts["evaluation"]) == 1  # the same file given twice is read once
+    assert len(facts.evaluation) == 1  # the same file given twice is read once
     assert "not this checkpoint's" in md  # results of another model are flagged
-    assert facts["training"]["init_from"] == "gpt2" and "**Initialised from:** gpt2" in md
-    assert facts["training_data"]["manifest"] is None and str(tmp_path / "gone" / "manifest.json") in md
+    assert facts.training.init_from == "gpt2" and "**Initialised from:** gpt2" in md
+    assert facts.training_data.manifest is None and str(tmp_path / "gone" / "manifest.json") in md
 
 
 def test_card_summarises_bias_json(tmp_path, tokenizer):
@@ -153,9 +154,12 @@ def test_card_summarises_bias_json(tmp_path, tokenizer):
                                      "logprob": {"man": -5.0, "woman": -3.0}, "gap": {"man": -1.0, "woman": 1.0},
                                      "spread": 2.0}]},
     }))
-    md = render_markdown(build_card(tmp_path))  # found beside the checkpoint
+    card = build_card(tmp_path)  # found beside the checkpoint
+    md = render_markdown(card)
     assert '"a nurse" is 2.00 nats more likely for "woman" than for "man"' in md
     assert "man: beer; woman: -" in md and "(5 samples per template and group, seed 2)" in md
+    assert card.to_dict()["bias_probes"]["settings"] == {"samples": 5, "seed": 2}  # as the file records them
+    assert render_markdown(Card.from_dict(json.loads(json.dumps(card.to_dict())))) == md
 
 
 @pytest.mark.parametrize(
@@ -197,7 +201,7 @@ def test_a_found_results_json_of_something_else_is_skipped_but_a_given_one_is_ch
     other.write_text(json.dumps({"machine": {}, "results": [{"recipe": "x", "val_loss": 5.2}]}))
     try:
         facts = build_card(run_dir / "checkpoint")
-        assert facts["evaluation"] == [] and str(other) not in facts["sources"]
+        assert facts.evaluation == [] and str(other) not in facts.sources
         with pytest.raises(DataError, match="tasks"):
             build_card(run_dir / "checkpoint", results=[str(other)])
     finally:

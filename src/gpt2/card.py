@@ -7,8 +7,8 @@ and in its run directory (`train_config.json`), the `manifest.json` of the prepa
 `model_card.json`, listed under "not_recorded", and written "not recorded" in `model_card.md`.
 
     from gpt2.card import build_card, render_markdown
-    facts = build_card("runs/mini/checkpoint", results=["results/mini/results.json"])
-    print(render_markdown(facts))
+    card = build_card("runs/mini/checkpoint", results=["results/mini/results.json"])
+    print(render_markdown(card))
 
 The fixed text (intended uses, out-of-scope uses, limitations) paraphrases OpenAI's GPT-2 model card
 (github.com/openai/gpt-2, model_card.md) and the paper (Radford et al., 2019).
@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gpt2.errors import CheckpointError, DataError
+from gpt2.evaluation.bias import LogprobGap, ProbeSettings
 
 CARD_MD = "model_card.md"
 CARD_JSON = "model_card.json"
@@ -92,6 +94,183 @@ LIMITATIONS = """\
   worse. A smaller or narrower training set (as in most runs of this project) narrows this further.
 - **Size.** The paper's zero-shot results improve steadily with model size; small checkpoints are far
   weaker than the 1.5B model on every benchmark."""
+
+
+# ---- the card's facts ----
+
+@dataclass
+class ModelFacts:
+    name: str
+    path: str
+    type: str
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_positions: int
+    vocab_size: int
+    parameters: int
+    non_embedding_parameters: int
+    stored_dtypes: list[str] | None
+    tokenizer: str | None
+    developed_by: str | None  # OpenAI's facts, for its hub names only
+    license: str | None
+    paper: str
+
+
+@dataclass
+class TrainingFacts:
+    run_dir: str | None
+    step: int | None
+    tokens: int | None
+    val_loss: float | None
+    world_size: int | None
+    init_from: str | None
+    from_scratch: bool | None  # None: nothing records whether the run started from other weights
+    config: dict[str, Any] | None  # TRAIN_FIELDS -> the run's value
+
+
+@dataclass
+class DataInput:
+    """A file `gpt2 prepare` read, as its manifest records it."""
+
+    path: str | None
+    bytes: int | None
+    sha256: str | None
+    documents: int | None
+
+
+@dataclass
+class Manifest:
+    """The prepared data's facts, from its manifest.json."""
+
+    path: str
+    tokenizer: str | None
+    vocab_size: int | None
+    train_documents: int | None
+    train_tokens: int | None
+    val_documents: int | None
+    val_tokens: int | None
+    val_fraction: float | None
+    split_seed: int | None
+    txt_split: str | None
+    inputs: list[DataInput]
+    epochs: float | None = None  # tokens trained on / train tokens; left out of the JSON when unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.epochs is None:
+            del d["epochs"]
+        return d
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Manifest:
+        return cls(**{**doc, "inputs": [DataInput(**i) for i in doc["inputs"]]})
+
+
+@dataclass
+class TrainingData:
+    dataset: str | None  # a description of the dataset, for OpenAI's weights only
+    read_from: str | None  # the data path the run recorded
+    manifest: Manifest | None
+    note: str | None  # why the manifest is missing, when the run recorded a path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "read_from": self.read_from,
+                "manifest": self.manifest.to_dict() if self.manifest else None, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TrainingData:
+        manifest = Manifest.from_dict(doc["manifest"]) if doc["manifest"] is not None else None
+        return cls(doc["dataset"], doc["read_from"], manifest, doc["note"])
+
+
+@dataclass
+class Evaluation:
+    """A results.json of `gpt2 eval`."""
+
+    file: str
+    model: str | None
+    model_parameters: int | None
+    paper_size: str | None
+    tasks: dict[str, Any]  # task -> its result, as the file records it (checked by read_results)
+
+
+@dataclass
+class BiasDimension:
+    groups: list[str]
+    widest_gap: LogprobGap | None  # the attribute whose log-probability differs most between the groups
+    top_words: dict[str, list[str]]  # group -> its most over-represented words
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> BiasDimension:
+        widest = LogprobGap.from_dict(doc["widest_gap"]) if doc["widest_gap"] is not None else None
+        return cls(doc["groups"], widest, doc["top_words"])
+
+
+@dataclass
+class BiasProbes:
+    """A bias.json of `gpt2 bias`, summarised per dimension."""
+
+    file: str
+    settings: ProbeSettings
+    dimensions: dict[str, BiasDimension]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "settings": self.settings.to_dict(),
+                "dimensions": {dim: asdict(v) for dim, v in self.dimensions.items()}}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> BiasProbes:
+        return cls(doc["file"], ProbeSettings.from_dict(doc["settings"]),
+                   {dim: BiasDimension.from_dict(v) for dim, v in doc["dimensions"].items()})
+
+
+@dataclass
+class Card:
+    """A model card's facts, in the sections of OpenAI's GPT-2 model card; `to_dict` is model_card.json."""
+
+    created: str
+    model: ModelFacts
+    training: TrainingFacts
+    training_data: TrainingData
+    evaluation: list[Evaluation]
+    bias_probes: BiasProbes | None
+    sources: list[str]  # the files the facts were read from
+
+    @property
+    def not_recorded(self) -> list[str]:
+        """Dotted names of the facts that no file recorded (null in the JSON)."""
+        missing = [f"model.{f.name}" for f in fields(self.model) if getattr(self.model, f.name) is None]
+        t = self.training
+        missing += [f"training.{f.name}" for f in fields(t) if getattr(t, f.name) is None
+                    and not (f.name == "init_from" and t.from_scratch)]
+        if self.training_data.dataset is None and self.training_data.manifest is None:
+            missing.append("training_data")
+        if not self.evaluation:
+            missing.append("evaluation")
+        if self.bias_probes is None:
+            missing.append("bias_probes")
+        return missing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "gpt2-model-card", "version": 1, "created": self.created,
+            "model": asdict(self.model), "training": asdict(self.training),
+            "training_data": self.training_data.to_dict(), "evaluation": [asdict(e) for e in self.evaluation],
+            "bias_probes": self.bias_probes.to_dict() if self.bias_probes else None,
+            "sources": self.sources, "not_recorded": self.not_recorded,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Card:
+        """A card read back from its model_card.json."""
+        return cls(
+            created=doc["created"], model=ModelFacts(**doc["model"]), training=TrainingFacts(**doc["training"]),
+            training_data=TrainingData.from_dict(doc["training_data"]),
+            evaluation=[Evaluation(**e) for e in doc["evaluation"]],
+            bias_probes=BiasProbes.from_dict(doc["bias_probes"]) if doc["bias_probes"] is not None else None,
+            sources=doc["sources"],
+        )
 
 
 # ---- finding the files ----
@@ -172,14 +351,24 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
-def read_bias(path: str | os.PathLike) -> dict[str, Any]:
-    """A `gpt2 bias` bias.json, checked for the fields the card reads."""
+def read_bias(path: str | os.PathLike) -> BiasProbes:
+    """A `gpt2 bias` bias.json, checked for the fields the card reads, summarised per dimension: the attribute
+    whose log-probability differs most between groups, and each group's most over-represented words."""
     path = Path(path)
     doc = _read_object(path, "bias.json", "gpt2 bias")
     for key in ("dimensions", "overrepresented", "logprob_gaps", "settings"):
         if not isinstance(doc.get(key), dict):
             raise DataError(f"{path}: field {key!r} must be an object; is this a bias.json of `gpt2 bias`?")
-    return doc
+    dimensions = {}
+    for dim, groups in doc["dimensions"].items():
+        try:
+            rows = [LogprobGap.from_dict(r) for r in doc["logprob_gaps"].get(dim) or []]
+            words = {g: [w["word"] for w in ws[:5]] for g, ws in doc["overrepresented"].get(dim, {}).items()}
+        except (KeyError, TypeError, AttributeError):
+            raise DataError(f"{path}: fields 'logprob_gaps.{dim}' and 'overrepresented.{dim}' must hold the rows "
+                            "of a bias.json of `gpt2 bias`") from None
+        dimensions[dim] = BiasDimension(groups, max(rows, key=lambda r: r.spread, default=None), words)
+    return BiasProbes(str(path), ProbeSettings.from_dict(doc["settings"]), dimensions)
 
 
 def _training_state(checkpoint: Path, sources: list[str]) -> dict[str, Any] | None:
@@ -211,7 +400,7 @@ def _train_config(run_dir: Path | None, state: dict[str, Any] | None, sources: l
     return None
 
 
-def _data(data_path: str | None, sources: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+def _manifest(data_path: str | None, sources: list[str]) -> tuple[Manifest | None, str | None]:
     """The training data's facts from its manifest, and a note when the manifest could not be found."""
     from gpt2.data import MANIFEST, load_manifest
 
@@ -226,20 +415,20 @@ def _data(data_path: str | None, sources: list[str]) -> tuple[dict[str, Any] | N
     sources.append(str(directory / MANIFEST))
     splits = manifest.get("splits", {})
     tokenizer = manifest.get("tokenizer", {})
-    return {
-        "path": str(directory),
-        "tokenizer": tokenizer.get("name"),
-        "vocab_size": tokenizer.get("vocab_size"),
-        "train_documents": splits.get("train", {}).get("documents"),
-        "train_tokens": splits.get("train", {}).get("tokens"),
-        "val_documents": splits.get("val", {}).get("documents"),
-        "val_tokens": splits.get("val", {}).get("tokens"),
-        "val_fraction": manifest.get("val_fraction"),
-        "split_seed": manifest.get("seed"),
-        "txt_split": manifest.get("txt_split"),
-        "inputs": [{k: i.get(k) for k in ("path", "bytes", "sha256", "documents")}
-                   for i in manifest.get("inputs", [])],
-    }, None
+    return Manifest(
+        path=str(directory),
+        tokenizer=tokenizer.get("name"),
+        vocab_size=tokenizer.get("vocab_size"),
+        train_documents=splits.get("train", {}).get("documents"),
+        train_tokens=splits.get("train", {}).get("tokens"),
+        val_documents=splits.get("val", {}).get("documents"),
+        val_tokens=splits.get("val", {}).get("tokens"),
+        val_fraction=manifest.get("val_fraction"),
+        split_seed=manifest.get("seed"),
+        txt_split=manifest.get("txt_split"),
+        inputs=[DataInput(*(i.get(k) for k in ("path", "bytes", "sha256", "documents")))
+                for i in manifest.get("inputs", [])],
+    ), None
 
 
 # ---- the card ----
@@ -248,71 +437,98 @@ def build_card(
     name_or_path: str | os.PathLike,
     results: list[str | os.PathLike] | None = None,
     bias: str | os.PathLike | None = None,
-) -> dict[str, Any]:
+) -> Card:
     """The facts of a model card: what the checkpoint and the files around it record, nothing else.
 
     `results` (results.json files of `gpt2 eval`) and `bias` (a bias.json of `gpt2 bias`) are added to the
     ones found in the checkpoint directory and its run directory."""
     from gpt2.checkpoint import (
         CONFIG_FILE,
-        HUB_NAMES,
         describe,  # the same facts `gpt2 info` prints
     )
 
     checkpoint, run_dir = locate(name_or_path)
     info = describe(str(checkpoint))
-    sources = [str(checkpoint / CONFIG_FILE)]
-    # OpenAI's facts only for its hub names, and not when a local directory of that name was what loaded.
-    hub = (str(name_or_path).removeprefix("openai-community/") in HUB_NAMES
-           and not Path(name_or_path).expanduser().is_dir())
-    config = info["config"]
-    tok = info["tokenizer"]
-    model = {
-        "name": str(name_or_path) if hub else (run_dir or checkpoint).resolve().name,
-        "path": str(checkpoint),
-        "type": "GPT-2: decoder-only Transformer language model (pre-LayerNorm, learned positions, tied "
-                "input/output embeddings)",
-        "n_layer": config["n_layer"], "n_head": config["n_head"], "n_embd": config["n_embd"],
-        "n_positions": config["n_positions"], "vocab_size": config["vocab_size"],
-        "parameters": info["parameters"], "non_embedding_parameters": info["non_embedding_parameters"],
-        "stored_dtypes": info["dtypes"] or None,
-        "tokenizer": None if "error" in tok else f"{tok['name']} ({tok['type']}, {tok['vocab_size']:,} ids)",
-        "developed_by": HUB_FACTS["developed_by"] if hub else None,
-        "license": HUB_FACTS["license"] if hub else None,
-        "paper": PAPER,
-    }
-
+    sources = [str(checkpoint / CONFIG_FILE)]  # each reader below appends the files it read
+    hub = _is_hub(name_or_path)
+    model = model_facts(name_or_path, checkpoint, run_dir, info, hub)
     metadata = info["metadata"] if isinstance(info["metadata"], dict) else {}
     state = _training_state(checkpoint, sources)
     train_config = _train_config(run_dir, state, sources)
+    training = training_facts(run_dir, metadata, state, train_config)
+    data = training_data(hub, (train_config or {}).get("data") or metadata.get("data"),
+                         training.tokens, sources)
+    places = [checkpoint] + ([run_dir] if run_dir is not None else [])
+    evaluation = evaluations(results, places, sources)
+    bias_probes = find_bias(bias, places, sources)
+    return Card(created=datetime.now(UTC).isoformat(timespec="seconds"), model=model, training=training,
+                training_data=data, evaluation=evaluation, bias_probes=bias_probes, sources=sources)
 
-    def recorded(key: str) -> Any:  # the checkpoint's metadata first, then its training state
+
+def _is_hub(name_or_path: str | os.PathLike) -> bool:
+    """OpenAI's facts only for its hub names, and not when a local directory of that name was what loaded."""
+    from gpt2.checkpoint import HUB_NAMES
+
+    return (str(name_or_path).removeprefix("openai-community/") in HUB_NAMES
+            and not Path(name_or_path).expanduser().is_dir())
+
+
+def model_facts(name_or_path: str | os.PathLike, checkpoint: Path, run_dir: Path | None, info: dict[str, Any],
+                hub: bool) -> ModelFacts:
+    """Sizes and parameter counts from `describe`, and OpenAI's facts for its hub names."""
+    config, tok = info["config"], info["tokenizer"]
+    return ModelFacts(
+        name=str(name_or_path) if hub else (run_dir or checkpoint).resolve().name,
+        path=str(checkpoint),
+        type="GPT-2: decoder-only Transformer language model (pre-LayerNorm, learned positions, tied "
+             "input/output embeddings)",
+        n_layer=config["n_layer"], n_head=config["n_head"], n_embd=config["n_embd"],
+        n_positions=config["n_positions"], vocab_size=config["vocab_size"],
+        parameters=info["parameters"], non_embedding_parameters=info["non_embedding_parameters"],
+        stored_dtypes=info["dtypes"] or None,
+        tokenizer=None if "error" in tok else f"{tok['name']} ({tok['type']}, {tok['vocab_size']:,} ids)",
+        developed_by=HUB_FACTS["developed_by"] if hub else None,
+        license=HUB_FACTS["license"] if hub else None,
+        paper=PAPER,
+    )
+
+
+def training_facts(run_dir: Path | None, metadata: dict[str, Any], state: dict[str, Any] | None,
+                   train_config: dict[str, Any] | None) -> TrainingFacts:
+    """Progress from the checkpoint's metadata (then its training state), settings from the train config."""
+
+    def recorded(key: str) -> Any:
         if metadata.get(key) is not None:
             return metadata[key]
         return state.get(key) if state else None
 
-    training = {
-        "run_dir": str(run_dir) if run_dir is not None else None,
-        "step": recorded("step"), "tokens": recorded("tokens"), "val_loss": recorded("val_loss"),
-        "world_size": state.get("world_size") if state else None,
+    init_from = (train_config or metadata).get("init_from")
+    return TrainingFacts(
+        run_dir=str(run_dir) if run_dir is not None else None,
+        step=recorded("step"), tokens=recorded("tokens"), val_loss=recorded("val_loss"),
+        world_size=state.get("world_size") if state else None,
+        init_from=init_from,
         # init_from null means trained from scratch, when a train config or the metadata records it.
-        "init_from": (train_config or metadata).get("init_from"),
-        "from_scratch": None if train_config is None and "init_from" not in metadata
-        else (train_config or metadata).get("init_from") is None,
-        "config": {k: train_config.get(k) for k in TRAIN_FIELDS} if train_config else None,
-    }
+        from_scratch=None if train_config is None and "init_from" not in metadata else init_from is None,
+        config={k: train_config.get(k) for k in TRAIN_FIELDS} if train_config else None,
+    )
 
-    data_path = (train_config or {}).get("data") or metadata.get("data")
-    data, data_note = _data(data_path, sources)
-    if data is not None and data.get("train_tokens") and training["tokens"]:
-        data["epochs"] = training["tokens"] / data["train_tokens"]  # tokens seen / tokens in the train split
-    training_data = {"dataset": HUB_FACTS["training_data"] if hub else None, "read_from": data_path,
-                     "manifest": data, "note": data_note}
 
-    places = [checkpoint] + ([run_dir] if run_dir is not None else [])
+def training_data(hub: bool, data_path: str | None, tokens: int | None, sources: list[str]) -> TrainingData:
+    """The data the run read, from its manifest; OpenAI's description of WebText for its hub names."""
+    manifest, note = _manifest(data_path, sources)
+    if manifest is not None and manifest.train_tokens and tokens:
+        manifest.epochs = tokens / manifest.train_tokens
+    return TrainingData(dataset=HUB_FACTS["training_data"] if hub else None, read_from=data_path,
+                        manifest=manifest, note=note)
+
+
+def evaluations(results: list[str | os.PathLike] | None, places: list[Path], sources: list[str]
+                ) -> list[Evaluation]:
+    """The results.json files given, then those found in `places`, each read once."""
     given = [Path(p) for p in results or []]
     found = [d / "results.json" for d in places if (d / "results.json").is_file()]
-    evaluations = []
+    out = []
     for path in _dedupe(given + found):
         try:
             doc = read_results(path)
@@ -321,54 +537,20 @@ def build_card(
                 raise
             continue  # "results.json" is a common name: one found here may be a benchmark's, not eval's
         sources.append(str(path))
-        evaluations.append({"file": str(path), "model": doc.get("model"),
-                            "model_parameters": doc.get("model_parameters"), "paper_size": doc.get("paper_size"),
-                            "tasks": doc["tasks"]})
-
-    bias_files = [Path(bias)] if bias is not None else [d / "bias.json" for d in places
-                                                        if (d / "bias.json").is_file()]
-    bias_facts = None
-    if bias_files:  # bias.json is `gpt2 bias`'s own name: a malformed one found here is an error too
-        doc = read_bias(bias_files[0])
-        sources.append(str(bias_files[0]))
-        bias_facts = {"file": str(bias_files[0]), **_bias_summary(doc)}
-
-    facts: dict[str, Any] = {
-        "format": "gpt2-model-card", "version": 1,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": model, "training": training, "training_data": training_data,
-        "evaluation": evaluations, "bias_probes": bias_facts, "sources": sources,
-    }
-    facts["not_recorded"] = _unrecorded(facts)
-    return facts
-
-
-def _bias_summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """Per dimension: the attribute whose log-probability differs most between groups, and each group's
-    most over-represented words."""
-    out: dict[str, Any] = {"settings": doc.get("settings", {}), "dimensions": {}}
-    for dim, groups in doc["dimensions"].items():
-        gaps = doc["logprob_gaps"].get(dim) or []
-        widest = max(gaps, key=lambda g: g.get("spread", 0), default=None)
-        words = {g: [w["word"] for w in ws[:5]] for g, ws in doc["overrepresented"].get(dim, {}).items()}
-        out["dimensions"][dim] = {"groups": groups, "widest_gap": widest, "top_words": words}
+        out.append(Evaluation(file=str(path), model=doc.get("model"), model_parameters=doc.get("model_parameters"),
+                              paper_size=doc.get("paper_size"), tasks=doc["tasks"]))
     return out
 
 
-def _unrecorded(facts: dict[str, Any]) -> list[str]:
-    """Dotted names of the facts that no file recorded (null in the JSON)."""
-    missing = [f"model.{k}" for k, v in facts["model"].items() if v is None]
-    training = facts["training"]
-    missing += [f"training.{k}" for k, v in training.items()
-                if v is None and not (k == "init_from" and training["from_scratch"])]
-    data = facts["training_data"]
-    if data["dataset"] is None and data["manifest"] is None:
-        missing.append("training_data")
-    if not facts["evaluation"]:
-        missing.append("evaluation")
-    if facts["bias_probes"] is None:
-        missing.append("bias_probes")
-    return missing
+def find_bias(bias: str | os.PathLike | None, places: list[Path], sources: list[str]) -> BiasProbes | None:
+    """The bias.json given, else the first found in `places`, else None."""
+    files = [Path(bias)] if bias is not None else [d / "bias.json" for d in places if (d / "bias.json").is_file()]
+    if not files:
+        return None
+    # bias.json is `gpt2 bias`'s own name: a malformed one found here is an error too
+    probes = read_bias(files[0])
+    sources.append(str(files[0]))
+    return probes
 
 
 # ---- Markdown ----
@@ -387,118 +569,118 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def render_markdown(facts: dict[str, Any]) -> str:
+def render_markdown(card: Card) -> str:
     """The card as Markdown, in the sections of OpenAI's GPT-2 model card."""
+    sections = [
+        _md_title(card.model),
+        _md_model(card.model),
+        _md_training(card.training),
+        ["## Intended uses", "", INTENDED_USES],
+        ["## Out-of-scope uses", "", OUT_OF_SCOPE],
+        _md_training_data(card.training_data),
+        _md_evaluation(card),
+        ["## Limitations and biases", "", LIMITATIONS],
+        _md_bias(card.bias_probes),
+        ["## Sources", ""] + [f"- `{s}`" for s in card.sources],
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+def _md_title(m: ModelFacts) -> list[str]:
+    return [f"# Model card: {m.name}", "",
+            "Written by `gpt2 card` from the files listed at the end; a fact none of them holds is marked "
+            f"\"{NOT_RECORDED}\". The uses and limitations sections paraphrase OpenAI's GPT-2 model card."]
+
+
+def _md_model(m: ModelFacts) -> list[str]:
     from gpt2.checkpoint import human_count
 
-    m, t, d = facts["model"], facts["training"], facts["training_data"]
-    lines = [
-        f"# Model card: {m['name']}",
-        "",
-        "Written by `gpt2 card` from the files listed at the end; a fact none of them holds is marked "
-        f"\"{NOT_RECORDED}\". The uses and limitations sections paraphrase OpenAI's GPT-2 model card.",
-        "",
+    return [
         "## Model details",
         "",
-        f"- **Model type:** {m['type']}",
-        f"- **Parameters:** {_fmt(m['parameters'])} ({human_count(m['parameters'])}; "
-        f"{_fmt(m['non_embedding_parameters'])} without the token and position embeddings)",
-        f"- **Layers / heads / width:** {m['n_layer']} / {m['n_head']} / {m['n_embd']}",
-        f"- **Context length:** {_fmt(m['n_positions'])} tokens",
-        f"- **Vocabulary:** {_fmt(m['vocab_size'])} ids; tokenizer {_fmt(m['tokenizer'])}",
-        f"- **Stored weights:** {_fmt(m['stored_dtypes'])}, in `{m['path']}`",
-        f"- **Developed by:** {_fmt(m['developed_by'])}",
-        f"- **License:** {_fmt(m['license'])}",
-        f"- **Paper:** {m['paper']}",
-        "",
+        f"- **Model type:** {m.type}",
+        f"- **Parameters:** {_fmt(m.parameters)} ({human_count(m.parameters)}; "
+        f"{_fmt(m.non_embedding_parameters)} without the token and position embeddings)",
+        f"- **Layers / heads / width:** {m.n_layer} / {m.n_head} / {m.n_embd}",
+        f"- **Context length:** {_fmt(m.n_positions)} tokens",
+        f"- **Vocabulary:** {_fmt(m.vocab_size)} ids; tokenizer {_fmt(m.tokenizer)}",
+        f"- **Stored weights:** {_fmt(m.stored_dtypes)}, in `{m.path}`",
+        f"- **Developed by:** {_fmt(m.developed_by)}",
+        f"- **License:** {_fmt(m.license)}",
+        f"- **Paper:** {m.paper}",
+    ]
+
+
+def _md_training(t: TrainingFacts) -> list[str]:
+    lines = [
         "### Training procedure",
         "",
-        f"- **Run directory:** {_fmt(t['run_dir'])}",
-        "- **Initialised from:** "
-        + ("random weights (trained from scratch)" if t["from_scratch"] else _fmt(t["init_from"])),
-        f"- **Optimizer steps:** {_fmt(t['step'])}",
-        f"- **Tokens trained on:** {_fmt(t['tokens'])}",
+        f"- **Run directory:** {_fmt(t.run_dir)}",
+        "- **Initialised from:** " + ("random weights (trained from scratch)" if t.from_scratch else _fmt(t.init_from)),
+        f"- **Optimizer steps:** {_fmt(t.step)}",
+        f"- **Tokens trained on:** {_fmt(t.tokens)}",
         "- **Validation loss at this checkpoint:** "
-        + (f"{t['val_loss']:.4f} nats/token" if t["val_loss"] is not None else NOT_RECORDED),
-        f"- **Processes:** {_fmt(t['world_size'])}",
+        + (f"{t.val_loss:.4f} nats/token" if t.val_loss is not None else NOT_RECORDED),
+        f"- **Processes:** {_fmt(t.world_size)}",
     ]
-    if t["config"]:
-        lines += ["", "| setting | value |", "| --- | --- |"]
-        lines += [f"| {k} | {UNSET.get(k, 'not set') if v is None else v} |" for k, v in t["config"].items()]
-    else:
-        lines += ["- **Training settings:** " + NOT_RECORDED + " (no train_config.json in a run directory and no "
-                  "training_state.pt beside the weights)"]
-
-    lines += ["", "## Intended uses", "", INTENDED_USES, "", "## Out-of-scope uses", "", OUT_OF_SCOPE, "",
-              "## Training data", ""]
-    if d["dataset"]:
-        lines += [f"- **Dataset:** {d['dataset']}"]
-    man = d["manifest"]
-    if man:
-        lines += [
-            f"- **Prepared data:** `{man['path']}` (`gpt2 prepare` manifest)",
-            f"- **Tokenizer:** {_fmt(man['tokenizer'])} ({_fmt(man['vocab_size'])} ids)",
-            f"- **Train split:** {_fmt(man['train_documents'])} documents, {_fmt(man['train_tokens'])} tokens",
-            f"- **Validation split:** {_fmt(man['val_documents'])} documents, {_fmt(man['val_tokens'])} tokens "
-            f"(fraction {_fmt(man['val_fraction'])}, split seed {_fmt(man['split_seed'])}, documents by "
-            f"{_fmt(man['txt_split'])})",
-        ]
-        if man.get("epochs") is not None:
-            lines.append(f"- **Passes over the train split:** {man['epochs']:.2f} (tokens trained on / train tokens)")
-        lines += ["", "| input | bytes | documents | sha256 |", "| --- | ---: | ---: | --- |"]
-        lines += [f"| `{i['path']}` | {_fmt(i['bytes'])} | {_fmt(i['documents'])} | `{_fmt(i['sha256'])}` |"
-                  for i in man["inputs"]]
-    elif not d["dataset"]:
-        lines.append(f"- **Dataset:** {NOT_RECORDED}"
-                     + (f" ({d['note']})" if d["note"] else " (no training metadata points to a data manifest)"))
-
-    lines += ["", "## Evaluation results", ""]
-    if t["val_loss"] is not None:
-        lines += [f"- Validation loss recorded in training: {t['val_loss']:.4f} nats/token "
-                  f"(perplexity {math.exp(min(t['val_loss'], 700)):.2f}) on the held-out split above.", ""]
-    if facts["evaluation"]:
-        for ev in facts["evaluation"]:
-            lines += _evaluation_table(ev, m["parameters"]) + [""]
-        lines.pop()
-    else:
-        lines += [f"Zero-shot benchmarks: {NOT_RECORDED} (no results.json given with --results or found beside "
-                  "the checkpoint; `gpt2 eval --model DIR --task ... --out DIR` writes one)."]
-
-    lines += ["", "## Limitations and biases", "", LIMITATIONS, "", "### Bias probes of this model", ""]
-    b = facts["bias_probes"]
-    if b:
-        s = b["settings"]
-        lines.append(f"From `{b['file']}` ({s.get('samples', '?')} samples per template and group, seed "
-                     f"{s.get('seed', '?')}); small samples: read as pointers, not measurements.")
-        lines.append("")
-        for dim, v in b["dimensions"].items():
-            w = v["widest_gap"]
-            if w:
-                lo, hi = min(w["logprob"], key=w["logprob"].get), max(w["logprob"], key=w["logprob"].get)
-                lines.append(f"- **{dim}:** widest log-probability gap: \"{w['template']}\" + \"{w['attribute']}\" "
-                             f"is {w['spread']:.2f} nats more likely for \"{hi}\" than for \"{lo}\".")
-            tops = "; ".join(f"{g}: {', '.join(ws) or '-'}" for g, ws in v["top_words"].items())
-            lines.append(f"  Most over-represented words in samples: {tops}.")
-    else:
-        lines.append(f"{NOT_RECORDED} for this checkpoint (`gpt2 bias --model DIR --out DIR` runs templated "
-                     "probes over gender, race and religion).")
-
-    lines += ["", "## Sources", ""] + [f"- `{s}`" for s in facts["sources"]] + [""]
-    return "\n".join(lines)
+    if not t.config:
+        return lines + ["- **Training settings:** " + NOT_RECORDED + " (no train_config.json in a run directory and "
+                        "no training_state.pt beside the weights)"]
+    lines += ["", "| setting | value |", "| --- | --- |"]
+    return lines + [f"| {k} | {UNSET.get(k, 'not set') if v is None else v} |" for k, v in t.config.items()]
 
 
-def _evaluation_table(ev: dict[str, Any], parameters: int) -> list[str]:
+def _md_training_data(d: TrainingData) -> list[str]:
+    lines = ["## Training data", ""]
+    if d.dataset:
+        lines.append(f"- **Dataset:** {d.dataset}")
+    man = d.manifest
+    if man is None:
+        if not d.dataset:
+            lines.append(f"- **Dataset:** {NOT_RECORDED}"
+                         + (f" ({d.note})" if d.note else " (no training metadata points to a data manifest)"))
+        return lines
+    lines += [
+        f"- **Prepared data:** `{man.path}` (`gpt2 prepare` manifest)",
+        f"- **Tokenizer:** {_fmt(man.tokenizer)} ({_fmt(man.vocab_size)} ids)",
+        f"- **Train split:** {_fmt(man.train_documents)} documents, {_fmt(man.train_tokens)} tokens",
+        f"- **Validation split:** {_fmt(man.val_documents)} documents, {_fmt(man.val_tokens)} tokens "
+        f"(fraction {_fmt(man.val_fraction)}, split seed {_fmt(man.split_seed)}, documents by "
+        f"{_fmt(man.txt_split)})",
+    ]
+    if man.epochs is not None:
+        lines.append(f"- **Passes over the train split:** {man.epochs:.2f} (tokens trained on / train tokens)")
+    lines += ["", "| input | bytes | documents | sha256 |", "| --- | ---: | ---: | --- |"]
+    return lines + [f"| `{i.path}` | {_fmt(i.bytes)} | {_fmt(i.documents)} | `{_fmt(i.sha256)}` |"
+                    for i in man.inputs]
+
+
+def _md_evaluation(card: Card) -> list[str]:
+    lines = ["## Evaluation results", ""]
+    val_loss = card.training.val_loss
+    if val_loss is not None:
+        lines += [f"- Validation loss recorded in training: {val_loss:.4f} nats/token "
+                  f"(perplexity {math.exp(min(val_loss, 700)):.2f}) on the held-out split above.", ""]
+    if not card.evaluation:
+        return lines + [f"Zero-shot benchmarks: {NOT_RECORDED} (no results.json given with --results or found "
+                        "beside the checkpoint; `gpt2 eval --model DIR --task ... --out DIR` writes one)."]
+    for ev in card.evaluation:
+        lines += _evaluation_table(ev, card.model.parameters) + [""]
+    return lines[:-1]
+
+
+def _evaluation_table(ev: Evaluation, parameters: int) -> list[str]:
     """One results.json as a table, with the paper's number beside ours where the paper has one."""
     from gpt2.evaluation.report import PAPER_ROWS, nearest_paper_size
 
-    size = ev["paper_size"] or nearest_paper_size(ev["model_parameters"] or parameters)
-    lines = [f"From `{ev['file']}` (model {_fmt(ev['model'])}):"]
-    if ev["model_parameters"] is not None and ev["model_parameters"] != parameters:
-        lines.append(f"**Note:** this file was written for a model of {ev['model_parameters']:,} parameters, "
+    size = ev.paper_size or nearest_paper_size(ev.model_parameters or parameters)
+    lines = [f"From `{ev.file}` (model {_fmt(ev.model)}):"]
+    if ev.model_parameters is not None and ev.model_parameters != parameters:
+        lines.append(f"**Note:** this file was written for a model of {ev.model_parameters:,} parameters, "
                      f"not this checkpoint's {parameters:,}.")
     paper = {(task, key): (scale, label, values.get(size)) for task, key, scale, label, values, _, _ in PAPER_ROWS}
     lines += ["", f"| task | metric | value | paper {size} | examples |", "| --- | --- | ---: | ---: | ---: |"]
-    for task, result in ev["tasks"].items():
+    for task, result in ev.tasks.items():
         for key, value in result["metrics"].items():
             scale, label, theirs = paper.get((task, key), (1.0, None, None))
             shown = f"{value * scale:.2f}" if label else f"{value:.4f}"
@@ -507,12 +689,31 @@ def _evaluation_table(ev: dict[str, Any], parameters: int) -> list[str]:
     return lines
 
 
-def write_card(facts: dict[str, Any], directory: str | os.PathLike) -> tuple[Path, Path]:
+def _md_bias(b: BiasProbes | None) -> list[str]:
+    lines = ["### Bias probes of this model", ""]
+    if b is None:
+        return lines + [f"{NOT_RECORDED} for this checkpoint (`gpt2 bias --model DIR --out DIR` runs templated "
+                        "probes over gender, race and religion)."]
+    s = b.settings
+    lines += [f"From `{b.file}` ({'?' if s.samples is None else s.samples} samples per template and group, seed "
+              f"{'?' if s.seed is None else s.seed}); small samples: read as pointers, not measurements.", ""]
+    for dim, v in b.dimensions.items():
+        w = v.widest_gap
+        if w:
+            lo, hi = min(w.logprob, key=w.logprob.get), max(w.logprob, key=w.logprob.get)
+            lines.append(f"- **{dim}:** widest log-probability gap: \"{w.template}\" + \"{w.attribute}\" "
+                         f"is {w.spread:.2f} nats more likely for \"{hi}\" than for \"{lo}\".")
+        tops = "; ".join(f"{g}: {', '.join(ws) or '-'}" for g, ws in v.top_words.items())
+        lines.append(f"  Most over-represented words in samples: {tops}.")
+    return lines
+
+
+def write_card(card: Card, directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write `model_card.md` and `model_card.json` into `directory` (atomically); returns both paths."""
     from gpt2.io import atomic_write_text
 
     directory = Path(directory)
     md, js = directory / CARD_MD, directory / CARD_JSON
-    atomic_write_text(js, json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(md, render_markdown(facts))
+    atomic_write_text(js, json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(md, render_markdown(card))
     return md, js

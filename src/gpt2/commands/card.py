@@ -41,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gpt2.card import build_card, render_markdown, write_card
 
-    facts = build_card(args.model, results=args.results, bias=args.bias)
+    card = build_card(args.model, results=args.results, bias=args.bias)
     if args.out:
-        md, js = write_card(facts, args.out)
+        md, js = write_card(card, args.out)
         print(f"wrote {md} and {js}", file=sys.stderr)
     else:
-        print(render_markdown(facts), end="")
+        print(render_markdown(card), end="")
     return 0

@@ -26,7 +26,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,87 @@ def prompts(dimensions: Mapping[str, Sequence[str]], templates: Sequence[str]) -
     return [(dim, g, t) for dim, groups in dimensions.items() for g in groups for t in templates]
 
 
+# ---- the bias.json document ----
+
+FORMAT, VERSION = "gpt2-bias", 1
+STATISTIC = ("log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008), each group vs the other "
+             "groups of its dimension; prior = prior_strength x pooled word frequency; words ranked by z")
+LOGPROB = ("sum of log p over the tokens of ' ' + attribute after the prompt, nats; gap = a group's log p minus "
+           "the mean over its dimension's groups; spread = max - min")
+
+
+@dataclass
+class ProbeSettings:
+    """How the probes were run. Every field is optional so that the card can read a partial bias.json."""
+
+    samples: int | None = None
+    seed: int | None = None
+    top_k: int | None = None
+    max_new_tokens: int | None = None
+    stop: str | None = None
+    prior_strength: float | None = None
+    statistic: str | None = None  # how over-represented words are found (STATISTIC)
+    logprob: str | None = None  # what the log-probability gaps are (LOGPROB)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> ProbeSettings:
+        return cls(**{f.name: doc.get(f.name) for f in fields(cls)})
+
+
+@dataclass
+class LogprobGap:
+    """One attribute after one template: each group's log-probability, and how far it is from the mean."""
+
+    template: str
+    attribute: str
+    logprob: dict[str, float]  # per group, nats
+    gap: dict[str, float]  # per group: log p minus the mean over the dimension's groups
+    spread: float  # max - min over the groups
+
+    @classmethod
+    def of(cls, template: str, attribute: str, by_group: Mapping[str, float]) -> LogprobGap:
+        """The row of exact log-probabilities, rounded as bias.json stores them."""
+        mean = sum(by_group.values()) / len(by_group)
+        return cls(template, attribute, {g: round(v, 6) for g, v in by_group.items()},
+                   {g: round(v - mean, 6) for g, v in by_group.items()},
+                   round(max(by_group.values()) - min(by_group.values()), 6))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> LogprobGap:
+        return cls(doc["template"], doc["attribute"], dict(doc["logprob"]), dict(doc["gap"]), doc["spread"])
+
+
+@dataclass
+class BiasReport:
+    """What `run_probes` finds; `to_dict` is the bias.json document."""
+
+    model_parameters: int | None
+    settings: ProbeSettings
+    dimensions: dict[str, list[str]]  # dimension -> groups
+    templates: dict[str, str | None]  # template -> the attribute list scored after it
+    attributes: dict[str, list[str]]
+    overrepresented: dict[str, dict[str, list[WordStat]]]  # dimension -> group -> top words, highest z first
+    logprob_gaps: dict[str, list[LogprobGap]]  # dimension -> rows, widest spread first
+    completions: dict[str, dict[str, dict[str, list[str]]]]  # dimension -> group -> template -> samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION, "model_parameters": self.model_parameters,
+            "settings": self.settings.to_dict(),
+            "dimensions": self.dimensions, "templates": self.templates, "attributes": self.attributes,
+            "overrepresented": {dim: {g: [asdict(s) for s in stats] for g, stats in by_group.items()}
+                                for dim, by_group in self.overrepresented.items()},
+            "logprob_gaps": {dim: [r.to_dict() for r in rows] for dim, rows in self.logprob_gaps.items()},
+            "completions": self.completions,
+        }
+
+
 # ---- running the probes ----
 
 def attribute_logprobs(model, tokenizer, requests: Sequence[tuple[str, str]], batch_size: int = 8,
@@ -185,11 +266,27 @@ def run_probes(
     prior_strength: float = PRIOR_STRENGTH,
     batch_size: int = 8,
     progress: bool = False,
-) -> dict[str, Any]:
-    """Sample and score every probe; returns the bias.json document (same inputs and seed: same document)."""
-    from tqdm.auto import tqdm
+) -> BiasReport:
+    """Sample and score every probe (same inputs and seed: same report)."""
+    dimensions, templates, attributes = _checked(samples, dimensions, templates, attributes)
+    completions = sample_completions(model, tokenizer, dimensions, templates, samples=samples, seed=seed,
+                                     max_new_tokens=max_new_tokens, top_k=top_k, progress=progress)
+    overrepresented = overrepresented_words(completions, prior_strength)
+    gaps = score_gaps(model, tokenizer, dimensions, templates, attributes, batch_size=batch_size, progress=progress)
+    settings = ProbeSettings(samples=samples, seed=seed, top_k=top_k, max_new_tokens=max_new_tokens, stop="\n",
+                             prior_strength=prior_strength, statistic=STATISTIC, logprob=LOGPROB)
+    return BiasReport(
+        model_parameters=model.num_parameters() if hasattr(model, "num_parameters") else None,
+        settings=settings, dimensions=dimensions, templates=templates, attributes=attributes,
+        overrepresented=overrepresented, logprob_gaps=gaps, completions=completions,
+    )
 
-    from gpt2.sampling import SamplingError, generate_text
+
+def _checked(samples: int, dimensions: Mapping[str, Sequence[str]] | None,
+             templates: Mapping[str, str | None] | None, attributes: Mapping[str, Sequence[str]] | None
+             ) -> tuple[dict[str, list[str]], dict[str, str | None], dict[str, list[str]]]:
+    """The probes' groups, templates and attribute lists (defaults filled in), checked before any work."""
+    from gpt2.sampling import SamplingError
 
     dimensions = check_groups(dict(dimensions or DIMENSIONS))
     templates = dict(templates or TEMPLATES)
@@ -201,24 +298,46 @@ def run_probes(
             raise DataError(f"template {t!r} has no {{group}} placeholder")
         if a is not None and a not in attributes:
             raise DataError(f"template {t!r} scores attribute list {a!r}, which is not one of {sorted(attributes)}")
+    return dimensions, templates, attributes
 
-    # Samples: one batch of `samples` rows per prompt; a completion ends at the end of its line.
+
+def sample_completions(model, tokenizer, dimensions: Mapping[str, Sequence[str]], templates: Sequence[str], *,
+                       samples: int, seed: int, max_new_tokens: int, top_k: int, progress: bool = False
+                       ) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """dimension -> group -> template -> `samples` completions, each ending at the end of its line."""
+    from tqdm.auto import tqdm
+
+    from gpt2.sampling import generate_text
+
     completions: dict[str, dict[str, dict[str, list[str]]]] = {d: {g: {} for g in gs} for d, gs in dimensions.items()}
     probes = prompts(dimensions, list(templates))
     for dim, group, template in tqdm(probes, desc="sampling", unit="prompt", disable=not progress):
         out = generate_text(model, tokenizer, template.format(group=group), max_new_tokens=max_new_tokens,
                             top_k=top_k, num_samples=samples, seed=seed, stop="\n")
         completions[dim][group][template] = [s.text for s in out]
+    return completions
 
-    overrepresented = {}
+
+def overrepresented_words(completions: Mapping[str, Mapping[str, Mapping[str, Sequence[str]]]],
+                          prior_strength: float = PRIOR_STRENGTH) -> dict[str, dict[str, list[WordStat]]]:
+    """Per dimension and group, the TOP_WORDS words its completions over-use most (z > 0), rounded."""
+    out = {}
     for dim, groups in completions.items():
         counts = {g: Counter(w for texts in by_t.values() for text in texts for w in words(text))
                   for g, by_t in groups.items()}
         ranked = log_odds_dirichlet(counts, prior_strength)
-        overrepresented[dim] = {g: [_rounded(asdict(s)) for s in ranked[g] if s.z > 0][:TOP_WORDS]
-                                for g in dimensions[dim]}
+        out[dim] = {g: [_rounded(s) for s in ranked[g] if s.z > 0][:TOP_WORDS] for g in groups}
+    return out
 
-    # Attribute log-probabilities: every (dimension, template, attribute, group) in one scoring pass.
+
+def _rounded(s: WordStat) -> WordStat:
+    return replace(s, log_odds=round(s.log_odds, 6), z=round(s.z, 6))
+
+
+def score_gaps(model, tokenizer, dimensions: Mapping[str, Sequence[str]], templates: Mapping[str, str | None],
+               attributes: Mapping[str, Sequence[str]], batch_size: int = 8, progress: bool = False
+               ) -> dict[str, list[LogprobGap]]:
+    """Per dimension, a row per (template, attribute), widest spread first; all scored in one pass."""
     keys = [(dim, t, a, g) for dim, groups in dimensions.items() for t, name in templates.items() if name
             for a in attributes[name] for g in groups]
     values = attribute_logprobs(model, tokenizer, [(t.format(group=g), a) for _, t, a, g in keys],
@@ -226,78 +345,62 @@ def run_probes(
     table: dict[tuple[str, str, str], dict[str, float]] = {}
     for (dim, t, a, g), v in zip(keys, values, strict=True):
         table.setdefault((dim, t, a), {})[g] = v
-    gaps: dict[str, list[dict[str, Any]]] = {dim: [] for dim in dimensions}
+    gaps: dict[str, list[LogprobGap]] = {dim: [] for dim in dimensions}
     for (dim, t, a), by_group in table.items():
-        mean = sum(by_group.values()) / len(by_group)
-        gaps[dim].append({
-            "template": t, "attribute": a,
-            "logprob": {g: round(v, 6) for g, v in by_group.items()},
-            "gap": {g: round(v - mean, 6) for g, v in by_group.items()},  # vs the dimension's mean, nats
-            "spread": round(max(by_group.values()) - min(by_group.values()), 6),
-        })
+        gaps[dim].append(LogprobGap.of(t, a, by_group))
     for rows in gaps.values():
-        rows.sort(key=lambda r: (-r["spread"], r["template"], r["attribute"]))
-
-    return {
-        "format": "gpt2-bias", "version": 1,
-        "model_parameters": model.num_parameters() if hasattr(model, "num_parameters") else None,
-        "settings": {
-            "samples": samples, "seed": seed, "top_k": top_k, "max_new_tokens": max_new_tokens, "stop": "\n",
-            "prior_strength": prior_strength,
-            "statistic": "log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008), each group "
-                         "vs the other groups of its dimension; prior = prior_strength x pooled word frequency; "
-                         "words ranked by z",
-            "logprob": "sum of log p over the tokens of ' ' + attribute after the prompt, nats; gap = a group's "
-                       "log p minus the mean over its dimension's groups; spread = max - min",
-        },
-        "dimensions": dimensions, "templates": templates, "attributes": attributes,
-        "overrepresented": overrepresented, "logprob_gaps": gaps, "completions": completions,
-    }
-
-
-def _rounded(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 6) if isinstance(v, float) else v for k, v in d.items()}
+        rows.sort(key=lambda r: (-r.spread, r.template, r.attribute))
+    return gaps
 
 
 # ---- report ----
 
-def markdown(report: dict[str, Any], model: str, top_gaps: int = 12, examples: int = 3) -> str:
+def markdown(report: BiasReport, model: str, top_gaps: int = 12, examples: int = 3) -> str:
     """bias.md: over-represented words and the widest log-probability gaps, per dimension."""
-    s = report["settings"]
-    lines = [
+    lines = _md_header(report, model)
+    for dim in report.dimensions:
+        lines += _md_dimension(report, dim, top_gaps, examples)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _md_header(report: BiasReport, model: str) -> list[str]:
+    s = report.settings
+    return [
         f"# Bias probes: {model}",
         "",
-        f"{s['samples']} top-k {s['top_k']} samples (up to {s['max_new_tokens']} tokens, to the end of the line, "
-        f"seed {s['seed']}) per template and group; templates: "
-        + ", ".join(f'"{t}"' for t in report["templates"]) + ".",
+        f"{s.samples} top-k {s.top_k} samples (up to {s.max_new_tokens} tokens, to the end of the line, "
+        f"seed {s.seed}) per template and group; templates: "
+        + ", ".join(f'"{t}"' for t in report.templates) + ".",
         "",
-        f"**Over-represented words**: {s['statistic']} (prior strength {s['prior_strength']:g}); a z above "
+        f"**Over-represented words**: {s.statistic} (prior strength {s.prior_strength:g}); a z above "
         "1.96 would be 'significant' at 5% for one word taken alone, but many words are compared and "
         "samples are few, so read these as pointers.",
         "",
-        f"**Log-probability gaps**: {s['logprob']}. A gap of +0.69 nats means twice as likely as the mean.",
+        f"**Log-probability gaps**: {s.logprob}. A gap of +0.69 nats means twice as likely as the mean.",
     ]
-    for dim, groups in report["dimensions"].items():
-        lines += ["", f"## {dim}", "", "| group | most over-represented words (z) |", "| --- | --- |"]
-        for g in groups:
-            ws = report["overrepresented"][dim][g]
-            listed = ", ".join(f"{w['word']} ({w['z']:.1f})" for w in ws) or "-"
-            lines.append(f"| {g} | {listed} |")
-        rows = report["logprob_gaps"][dim][:top_gaps]
-        if rows:
-            lines += ["", f"Widest gaps (log p minus the {dim} mean, nats):", "",
-                      "| template | attribute | " + " | ".join(groups) + " | spread |",
-                      "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |"]
-            lines += [f"| {r['template']} | {r['attribute']} | "
-                      + " | ".join(f"{r['gap'][g]:+.2f}" for g in groups) + f" | {r['spread']:.2f} |" for r in rows]
-        first = next(iter(report["templates"]))
-        lines += ["", f"Example completions of \"{first}\":", ""]
-        for g in groups:
-            texts = report["completions"][dim][g][first][:examples]
-            prompt = first.format(group=g)
-            lines += [f"- *{prompt}*{_md_escape(t)}" for t in texts]  # prompt in italics, then the sample
-    lines.append("")
-    return "\n".join(lines)
+
+
+def _md_dimension(report: BiasReport, dim: str, top_gaps: int, examples: int) -> list[str]:
+    """A dimension's words table, its widest gaps and a few example completions of the first template."""
+    groups = report.dimensions[dim]
+    lines = ["", f"## {dim}", "", "| group | most over-represented words (z) |", "| --- | --- |"]
+    for g in groups:
+        listed = ", ".join(f"{w.word} ({w.z:.1f})" for w in report.overrepresented[dim][g]) or "-"
+        lines.append(f"| {g} | {listed} |")
+    rows = report.logprob_gaps[dim][:top_gaps]
+    if rows:
+        lines += ["", f"Widest gaps (log p minus the {dim} mean, nats):", "",
+                  "| template | attribute | " + " | ".join(groups) + " | spread |",
+                  "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |"]
+        lines += [f"| {r.template} | {r.attribute} | " + " | ".join(f"{r.gap[g]:+.2f}" for g in groups)
+                  + f" | {r.spread:.2f} |" for r in rows]
+    first = next(iter(report.templates))
+    lines += ["", f"Example completions of \"{first}\":", ""]
+    for g in groups:
+        prompt = first.format(group=g)  # in italics, then the sample
+        lines += [f"- *{prompt}*{_md_escape(t)}" for t in report.completions[dim][g][first][:examples]]
+    return lines
 
 
 def _md_escape(text: str) -> str:
@@ -305,7 +408,19 @@ def _md_escape(text: str) -> str:
     return re.sub(r"([\\`*_|<>\[\]#])", r"\\\1", text.replace("\n", " "))
 
 
-def plot(report: dict[str, Any], path: str | os.PathLike, top: int = 10) -> None:
+def mean_gaps(rows: Sequence[LogprobGap], groups: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per attribute, each group's gap averaged over the templates that score the attribute."""
+    sums: dict[str, dict[str, float]] = {}
+    seen: Counter[str] = Counter()
+    for r in rows:
+        seen[r.attribute] += 1
+        total = sums.setdefault(r.attribute, dict.fromkeys(groups, 0.0))
+        for g in groups:
+            total[g] += r.gap[g]
+    return {a: {g: v / seen[a] for g, v in by_g.items()} for a, by_g in sums.items()}
+
+
+def plot(report: BiasReport, path: str | os.PathLike, top: int = 10) -> None:
     """bias.png: per dimension, the attributes with the widest gaps (averaged over the templates that score
     them), one bar per group, written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -313,44 +428,40 @@ def plot(report: dict[str, Any], path: str | os.PathLike, top: int = 10) -> None
 
     from gpt2.io import atomic_write
 
-    dims = list(report["dimensions"])
+    n = len(report.dimensions)
     # The object API with the Agg canvas: no display and no pyplot global state.
-    fig = Figure(figsize=(9, 3.2 + 0.35 * top * len(dims)), dpi=100)
+    fig = Figure(figsize=(9, 3.2 + 0.35 * top * n), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(dims), 1, squeeze=False)[:, 0]
-    for ax, dim in zip(axes, dims, strict=True):
-        groups = report["dimensions"][dim]
-        sums: dict[str, dict[str, float]] = {}
-        seen: Counter[str] = Counter()
-        for r in report["logprob_gaps"][dim]:
-            seen[r["attribute"]] += 1
-            total = sums.setdefault(r["attribute"], dict.fromkeys(groups, 0.0))
-            for g in groups:
-                total[g] += r["gap"][g]
-        mean = {a: {g: v / seen[a] for g, v in by_g.items()} for a, by_g in sums.items()}
-        ranked = sorted(mean, key=lambda a: (-(max(mean[a].values()) - min(mean[a].values())), a))[:top]
-        height = 0.8 / len(groups)
-        for k, g in enumerate(groups):
-            ys = [i + (k - (len(groups) - 1) / 2) * height for i in range(len(ranked))]
-            ax.barh(ys, [mean[a][g] for a in ranked], height=height, label=g)
-        ax.set_yticks(range(len(ranked)), ranked)
-        ax.invert_yaxis()
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_title(f"{dim}: log p(attribute) minus the {dim} mean (nats)", fontsize=10)
-        ax.legend(fontsize=8, loc="best")
-        ax.grid(axis="x", alpha=0.3)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, (dim, groups) in zip(axes, report.dimensions.items(), strict=True):
+        _plot_dimension(ax, dim, groups, mean_gaps(report.logprob_gaps[dim], groups), top)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
-def write_report(report: dict[str, Any], directory: str | os.PathLike, model: str) -> tuple[Path, Path, Path]:
+def _plot_dimension(ax, dim: str, groups: Sequence[str], mean: Mapping[str, Mapping[str, float]], top: int) -> None:
+    """The `top` attributes of widest mean spread, one horizontal bar per group."""
+    ranked = sorted(mean, key=lambda a: (-(max(mean[a].values()) - min(mean[a].values())), a))[:top]
+    height = 0.8 / len(groups)
+    for k, g in enumerate(groups):
+        ys = [i + (k - (len(groups) - 1) / 2) * height for i in range(len(ranked))]
+        ax.barh(ys, [mean[a][g] for a in ranked], height=height, label=g)
+    ax.set_yticks(range(len(ranked)), ranked)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_title(f"{dim}: log p(attribute) minus the {dim} mean (nats)", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def write_report(report: BiasReport, directory: str | os.PathLike, model: str) -> tuple[Path, Path, Path]:
     """Write bias.json, bias.md and bias.png into `directory`; returns their paths."""
     from gpt2.io import atomic_write_text
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     js, md, png = directory / "bias.json", directory / "bias.md", directory / "bias.png"
-    atomic_write_text(js, json.dumps({"model": model, **report}, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(js, json.dumps({"model": model, **report.to_dict()}, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(md, markdown(report, model))
     plot(report, png)
     return js, md, png
