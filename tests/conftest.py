@@ -103,3 +103,65 @@ def serve_in_thread(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class FileServer:
+    """A loopback HTTP server for the files under `root` (a URL's path is the file's path below it), with
+    Range requests as real hosts answer them. `requests` records (path, Range header) of every GET;
+    `ranges=False` makes it ignore Range (a host that always sends the whole file)."""
+
+    def __init__(self, root: Path, ranges: bool = True) -> None:
+        import http.server
+
+        self.root, self.ranges, self.requests = Path(root), ranges, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                server.requests.append((self.path, self.headers.get("Range")))
+                path = server.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                start = 0
+                spec = self.headers.get("Range", "")
+                if server.ranges and spec.startswith("bytes="):
+                    start = int(spec.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                self.wfile.write(data[start:])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server(tmp_path) -> Iterator[FileServer]:
+    """Files under tmp_path/served, at FileServer.url; GPT2_DOWNLOAD_MIRROR points there, and the download
+    cache is tmp_path/cache."""
+    (tmp_path / "served").mkdir()
+    server = FileServer(tmp_path / "served")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GPT2_DOWNLOAD_MIRROR", server.url)
+    patch.setenv("GPT2_DATA_DIR", str(tmp_path / "cache"))
+    try:
+        yield server
+    finally:
+        patch.undo()
+        server.close()

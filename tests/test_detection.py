@@ -362,7 +362,7 @@ def test_detector_errors(tmp_path, ck):
     with pytest.raises(DataError, match="needs both human and machine"):
         make_detector("tfidf").fit([], ["x"])
     assert set(DETECTORS) == {"tfidf", "gltr", "loglik", "logrank", "entropy", "fast-detectgpt", "binoculars",
-                              "classifier"}
+                              "classifier", "encoder-classifier"}
 
 
 # ---- data files ----

@@ -141,7 +141,8 @@ def test_write_then_check_in_the_browser(browser, server_url, model, tokenizer, 
     assert page.locator("#histogram .hrow").count() == 4
     widths = page.locator("#histogram .hbar").evaluate_all("bars => bars.map(b => parseFloat(b.style.width))")
     assert sum(widths) == pytest.approx(100, abs=0.5)
-    sync_api.expect(page.locator("#score")).to_contain_text("0.73")
+    sync_api.expect(page.locator("#score .fake")).to_have_text("Fake 73.0%")
+    sync_api.expect(page.locator("#score .real")).to_have_text("Real 27.0%")
     tokens.nth(3).hover()
     tooltip = page.locator("#tooltip")
     sync_api.expect(tooltip).to_be_visible()
@@ -153,6 +154,41 @@ def test_write_then_check_in_the_browser(browser, server_url, model, tokenizer, 
     print(f"screenshots: {tmp_path / 'write.png'} {shot}")
     assert errors == []
     page.close()
+
+
+class UnicornDetector:
+    """P(machine) = a quarter per "unicorn" in the text; counts its calls."""
+
+    name = "unicorn counter"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def score(self, texts):
+        self.calls.extend(texts)
+        return [min(1.0, 0.25 * t.count("unicorn")) for t in texts]
+
+
+def test_the_probability_follows_the_text_as_it_is_typed(browser, model, tokenizer):
+    """OpenAI's detector demo: no button; the real/fake probability updates once typing pauses (debounced,
+    one check per pause, not one per keystroke)."""
+    detector = UnicornDetector()
+    with serve_in_thread(create_app(model, tokenizer, model_name="nano-demo", detector=detector)) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.click("#tab-check")
+        page.locator("#check-text").press_sequentially("Scientists found a unicorn", delay=20)
+        sync_api.expect(page.locator("#score .fake")).to_have_text("Fake 25.0%", timeout=15_000)
+        sync_api.expect(page.locator("#tokens .tok")).to_have_count(len(tokenizer.encode("Scientists found a unicorn")))
+        page.locator("#check-text").press_sequentially(" and a second unicorn.", delay=20)
+        sync_api.expect(page.locator("#score .fake")).to_have_text("Fake 50.0%", timeout=15_000)
+        sync_api.expect(page.locator("#score .real")).to_have_text("Real 50.0%")
+        assert detector.calls[-1] == "Scientists found a unicorn and a second unicorn."
+        assert len(detector.calls) <= 4  # 48 keystrokes, two pauses: debounced
+        page.fill("#check-text", "")
+        page.wait_for_timeout(900)
+        assert page.is_hidden("#error")  # emptying the box while typing is not an error
+        page.close()
 
 
 def test_stop_button_and_errors_in_the_browser(browser, server_url):

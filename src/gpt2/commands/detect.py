@@ -15,7 +15,9 @@ detectors:
   loglik, logrank, entropy, fast-detectgpt
                   zero-shot statistics under --model (calibrated on valid when given)
   binoculars      zero-shot: --model is the performer, --observer the observer (same tokenizer)
-  classifier      --model fine-tuned with a classification head (mean or last-token pooling)
+  classifier      --model fine-tuned with a classification head (mean or last-token pooling); with
+                  --backbone roberta-base (or any encoder transformers loads): OpenAI's RoBERTa detector
+                  recipe (Adam 2e-5, batch 24, random windows of <= 128 tokens; needs gpt2[detect])
 
 examples:
   gpt2 detect train --detector tfidf --real webtext.train.jsonl --fake small-117M-k40.train.jsonl \\
@@ -23,6 +25,10 @@ examples:
   gpt2 detect eval det/tfidf --real webtext.test.jsonl --fake small-117M-k40.test.jsonl --out reports/tfidf
   gpt2 detect score det/gltr "Some text to check"          probability + per-token GLTR ranks (JSON)
   gpt2 detect matrix --data-dir data --sources small-117M small-117M-k40 --detector tfidf --out reports/m
+  gpt2 detect train --detector classifier --backbone roberta-base --real webtext.train.jsonl \
+      --fake xl-1542M.train.jsonl --valid-real webtext.valid.jsonl --valid-fake xl-1542M.valid.jsonl --out det/rb
+  gpt2 detect load-openai base --out det/openai-base    OpenAI's released RoBERTa detector, ready to use
+  gpt2 serve --model gpt2 --detector det/openai-base    the page shows P(real) / P(fake) as you type
   gpt2 detect benchmark --data-dir ../shared/data/gpt2-output --model out/run1 --out reports/real"""
 
 
@@ -36,11 +42,15 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="tokens of each text to read (default: 256; classifier: 128)")
     p.add_argument("--min-df", type=int, default=None, help="tfidf: minimum document frequency (default: 5)")
+    p.add_argument("--backbone", default=None, metavar="NAME_OR_DIR",
+                   help="classifier: fine-tune this encoder (roberta-base, roberta-large, a directory) instead "
+                   "of the GPT-2 --model")
     p.add_argument("--pooling", choices=("mean", "last"), default=None,
                    help="classifier pooling (default: mean)")
     p.add_argument("--epochs", type=int, default=None, help="classifier: most epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=None, help="classifier: AdamW learning rate (default: 2e-5)")
-    p.add_argument("--batch-size", type=int, default=None, help="classifier: batch size (default: 16)")
+    p.add_argument("--lr", type=float, default=None, help="classifier: learning rate (default: 2e-5)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="classifier: batch size (default: 16; 24 with --backbone, as OpenAI's)")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="scoring models' precision (default: auto = bf16 where the device multiplies it "
                    "natively, else fp32; the classifier trains in fp32 unless told otherwise)")
@@ -56,10 +66,14 @@ def _detector_options(args: argparse.Namespace) -> dict:
         return opts
     from gpt2.detection import DetectorError
 
-    if args.model is None:
-        raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR")
-    opts.update(model=args.model, device=args.device)
-    if args.dtype != "auto":
+    if name == "classifier" and args.backbone:
+        opts.update(backbone=args.backbone, device=args.device)
+    elif args.model is None:
+        raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR"
+                            + (" (or --backbone NAME_OR_DIR)" if name == "classifier" else ""))
+    else:
+        opts.update(model=args.model, device=args.device)
+    if args.dtype != "auto" and "model" in opts:
         opts["dtype"] = args.dtype
     if args.max_tokens is not None:
         opts["max_tokens"] = args.max_tokens
@@ -68,8 +82,8 @@ def _detector_options(args: argparse.Namespace) -> dict:
     if name == "fast-detectgpt" and args.reference:
         opts["reference"] = args.reference
     if name == "classifier":
-        for key, value in (("pooling", args.pooling), ("max_epochs", args.epochs), ("lr", args.lr),
-                           ("batch_size", args.batch_size)):
+        for key, value in (("pooling", None if args.backbone else args.pooling), ("max_epochs", args.epochs),
+                           ("lr", args.lr), ("batch_size", args.batch_size)):
             if value is not None:
                 opts[key] = value
     return opts
@@ -83,8 +97,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    for add in (_add_train, _add_eval, _add_score, _add_matrix, _add_benchmark):
+    for add in (_add_train, _add_eval, _add_score, _add_matrix, _add_benchmark, _add_load_openai):
         add(sub)
+
+
+def _add_load_openai(sub: argparse._SubParsersAction) -> None:
+    o = sub.add_parser("load-openai", help="OpenAI's released RoBERTa detector as a detector directory",
+                       description="Download OpenAI's fine-tuned RoBERTa detector (detector-base.pt, 478 MB, or "
+                       "detector-large.pt, 1.5 GB) once into the cache ($GPT2_DATA_DIR, else ~/.cache/gpt2), load "
+                       "it into current transformers (its old key layout mapped) and save it as a detector "
+                       "that `gpt2 detect eval|score` and `gpt2 serve --detector` use. Needs gpt2[detect].")
+    o.add_argument("size", choices=("base", "large"), help="roberta-base or roberta-large detector")
+    o.add_argument("--out", "-o", required=True, metavar="DIR", help="where to save the detector")
+    o.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a detector-{base,large}.pt already on disk (default: download it)")
+    o.add_argument("--config", default=None, metavar="NAME_OR_DIR",
+                   help="the architecture (default: roberta-base / roberta-large from the hub)")
+    o.add_argument("--tokenizer", default=None, metavar="NAME_OR_DIR",
+                   help="the tokenizer (default: the --config's, else roberta-base / roberta-large)")
+    o.add_argument("--no-progress", action="store_true")
+    o.set_defaults(func=run_load_openai)
+
+
+def run_load_openai(args: argparse.Namespace) -> int:
+    from gpt2.detection import load_openai
+
+    det = load_openai(args.size, args.out, checkpoint=args.checkpoint, config=args.config,
+                      tokenizer=args.tokenizer, progress=not args.no_progress)
+    print(json.dumps({"detector": det.name, "saved": str(args.out), "info": det.info}, indent=2))
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -145,6 +186,8 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--data-dir", required=True, metavar="DIR", help="the gpt2-output subsets' directory")
     b.add_argument("--model", "-m", default=None, metavar="DIR", help="scoring / backbone checkpoint")
     b.add_argument("--observer", default=None, metavar="DIR", help="binoculars' observer checkpoint")
+    b.add_argument("--backbone", default=None, metavar="NAME_OR_DIR",
+                   help="also run encoder-classifier: this encoder fine-tuned (needs gpt2[detect])")
     b.add_argument("--detectors", nargs="+", default=None, help="which (default: all)")
     b.add_argument("--max-tokens", type=int, default=256, help="tokens per text for scoring (default: 256)")
     b.add_argument("--protocol", choices=("subsets", "pooled"), default="subsets",
@@ -251,7 +294,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     from gpt2.detection.report import REAL_DATA_DETECTORS, real_data_benchmark
 
-    real_data_benchmark(args.data_dir, args.out, detectors=args.detectors or REAL_DATA_DETECTORS,
+    default = (*REAL_DATA_DETECTORS, *(["encoder-classifier"] if args.backbone else []))
+    real_data_benchmark(args.data_dir, args.out, detectors=args.detectors or default, backbone=args.backbone,
                         model=args.model,
                         observer=args.observer, max_tokens=args.max_tokens, protocol=args.protocol,
                         classifier_options={"max_epochs": args.classifier_epochs, "lr": args.classifier_lr},

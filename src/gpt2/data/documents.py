@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -122,11 +121,3 @@ def _jsonl_documents(path: Path) -> Iterator[str]:
         text = parse_record(line, f"{path}:{number}", {"text": (str,)})["text"]
         if text:
             yield text
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from gpt2.data.documents import TXT_SPLITS, expand_inputs, file_sha256, read_documents
+from gpt2.data.documents import TXT_SPLITS, expand_inputs, read_documents
 from gpt2.errors import DataError
-from gpt2.io import atomic_write_text, fsync_dir
+from gpt2.io import atomic_write_text, file_sha256, fsync_dir
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"

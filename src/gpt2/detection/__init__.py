@@ -6,8 +6,10 @@
     det.save("detectors/tfidf"); det = load_detector("detectors/tfidf")
 
 Detectors (`DETECTORS`): `tfidf` (OpenAI's baseline), `gltr` (rank-bucket features + logistic regression),
-the zero-shot `loglik`, `logrank`, `entropy`, `fast-detectgpt`, `binoculars`, and `classifier` (a
-fine-tuned GPT-2). All but tfidf need a scoring checkpoint (`model=`); binoculars also `observer=`.
+the zero-shot `loglik`, `logrank`, `entropy`, `fast-detectgpt`, `binoculars`, `classifier` (a fine-tuned
+GPT-2) and `encoder-classifier` (a fine-tuned RoBERTa or other encoder, as OpenAI's released detector;
+`make_detector("classifier", backbone="roberta-base")` makes one). All but tfidf and the encoder need a
+scoring checkpoint (`model=`); binoculars also `observer=`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from gpt2.detection.base import Detector, DetectorError, read_meta
 from gpt2.detection.classifier import ClassifierDetector
+from gpt2.detection.encoder import EncoderClassifierDetector, load_openai
 from gpt2.detection.gltr import GLTRDetector
 from gpt2.detection.lm import TokenStats, token_stats
 from gpt2.detection.tfidf import TfidfDetector
@@ -33,7 +36,7 @@ from gpt2.scoring import token_ranks
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
     for cls in (TfidfDetector, GLTRDetector, LogLikelihood, LogRank, Entropy, FastDetectGPT, Binoculars,
-                ClassifierDetector)
+                ClassifierDetector, EncoderClassifierDetector)
 }
 ZERO_SHOT = tuple(name for name, cls in DETECTORS.items() if not cls.needs_training)
 
@@ -42,6 +45,9 @@ def make_detector(name: str, **options: Any) -> Detector:
     """A new detector by name; options go to its constructor (model=, observer=, max_tokens=, ...)."""
     if name not in DETECTORS:
         raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    if name == "classifier" and options.get("backbone"):  # an encoder backbone, not a GPT-2 checkpoint
+        name = EncoderClassifierDetector.name
+        options = {k: v for k, v in options.items() if k not in ("model", "pooling", "dtype")}
     try:
         return DETECTORS[name](**options)
     except TypeError as e:
@@ -57,7 +63,8 @@ def load_detector(directory: str | os.PathLike, **overrides: Any) -> Detector:
 
 
 __all__ = [
-    "DETECTORS", "ZERO_SHOT", "Binoculars", "ClassifierDetector", "Detector", "DetectorError", "Entropy",
-    "FastDetectGPT", "GLTRDetector", "LogLikelihood", "LogRank", "TfidfDetector", "TokenStats",
-    "ZeroShotDetector", "load_detector", "make_detector", "token_ranks", "token_stats",
+    "DETECTORS", "ZERO_SHOT", "Binoculars", "ClassifierDetector", "Detector", "DetectorError",
+    "EncoderClassifierDetector", "Entropy", "FastDetectGPT", "GLTRDetector", "LogLikelihood", "LogRank",
+    "TfidfDetector", "TokenStats", "ZeroShotDetector", "load_detector", "load_openai", "make_detector",
+    "token_ranks", "token_stats",
 ]

@@ -158,7 +158,7 @@ class ClassifierDetector(Detector):
             self.head.load_state_dict(best_state[1])
         self.backbone.eval()
         self.info = {"epochs": history, "train_texts": len(encoded),
-                     "best_epoch": next((h["epoch"] for h in history if h.get("best")), len(history))}
+                     "best_epoch": max((h["epoch"] for h in history if h.get("best")), default=len(history))}
         return self
 
     def score(self, texts: Sequence[str]) -> np.ndarray:

@@ -150,10 +150,13 @@ def write_matrix(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str
 # ---- the real-data benchmark ----
 
 def _benchmark_options(name: str, model: str | None, observer: str | None, max_tokens: int,
-                       classifier_options: dict[str, Any] | None) -> dict[str, Any] | str:
+                       classifier_options: dict[str, Any] | None, backbone: str | None = None
+                       ) -> dict[str, Any] | str:
     """A detector's options in the real-data benchmark, or why it cannot run."""
     if name == "tfidf":
         return {}
+    if name == "encoder-classifier":
+        return {"backbone": backbone, **(classifier_options or {})} if backbone else "needs --backbone"
     if model is None:
         return "needs a scoring checkpoint (--model)"
     if name == "classifier":
@@ -173,11 +176,12 @@ def real_data_benchmark(
     max_tokens: int = 256,
     protocol: str = "subsets",
     classifier_options: dict[str, Any] | None = None,
+    backbone: str | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every detector on the gpt2-output subsets (`data.real_data_splits`), beside
     OpenAI's published TF-IDF figure. Detectors that need a checkpoint are skipped without `model`;
-    binoculars also needs `observer`."""
+    binoculars also needs `observer`, encoder-classifier a `backbone` (an encoder transformers loads)."""
     from gpt2.detection import make_detector
 
     splits = real_data_splits(data_dir, protocol)
@@ -185,7 +189,7 @@ def real_data_benchmark(
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for name in detectors:
-        options = _benchmark_options(name, model, observer, max_tokens, classifier_options)
+        options = _benchmark_options(name, model, observer, max_tokens, classifier_options, backbone)
         if isinstance(options, str):
             skipped[name] = options
             continue
@@ -195,7 +199,8 @@ def real_data_benchmark(
         det.fit(train.real.texts, train.fake.texts, (valid.real.texts, valid.fake.texts))
         fit_seconds = time.perf_counter() - start
         r = evaluate(det, test.real, test.fake)
-        r.update(fit_seconds=round(fit_seconds, 2), info=det.info, model=options.get("model"))
+        r.update(fit_seconds=round(fit_seconds, 2), info=det.info,
+                 model=options.get("model") or options.get("backbone"))
         results.append(r)
     write_report(results, out_dir, title=f"Detection on the gpt2-output subsets (117M top-k 40 vs WebText; "
                                          f"{protocol} split)")

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_text, sha256_file
+from gpt2.evaluation.base import TaskResult, read_text
 from gpt2.evaluation.detokenize import detokenize_cbt_line
+from gpt2.io import file_sha256
 from gpt2.scoring import best_candidates, score_continuations, total_nll
 
 BLANK = "XXXXX"
@@ -143,6 +144,6 @@ def evaluate_cbt(
         tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
-        data_sha256=sha256_file(path),
+        data_sha256=file_sha256(path),
         details={"primary_metric": "accuracy", "detokenized": detokenize, "limit": limit},
     )

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_text, sha256_file
-from gpt2.io import parse_record
+from gpt2.evaluation.base import TaskResult, read_text
+from gpt2.io import file_sha256, parse_record
 from gpt2.scoring import score_continuations, total_nll
 
 DESCRIPTION = 'LAMBADA as jsonl, one {"text": passage} per line (OpenAI\'s lambada_test.jsonl)'
@@ -118,6 +118,6 @@ def evaluate_lambada(
         tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
-        data_sha256=sha256_file(path),
+        data_sha256=file_sha256(path),
         details={"primary_metric": "accuracy_full_word", "limit": limit},
     )

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, decode_utf8, read_bytes, sha256_file
+from gpt2.evaluation.base import TaskResult, decode_utf8, read_bytes
 from gpt2.evaluation.detokenize import detokenize_ptb, detokenize_wikitext
+from gpt2.io import file_sha256
 from gpt2.scoring import NLL, rolling_nll
 
 # enwik8 and text8 are 100,000,000-byte files split 90M / 5M / 5M into train / valid / test (Mahoney's
@@ -182,7 +183,7 @@ def evaluate_lm(
         bytes=lm.n_bytes,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
-        data_sha256=sha256_file(path),
+        data_sha256=file_sha256(path),
         details={"stride": stride, "n_ctx": n_ctx, "limit": limit, "primary_metric": LM_TASKS[task].primary,
                  "detokenized": bool(detokenize and LM_TASKS[task].detokenizer)},
     )

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError, GPT2Error
-from gpt2.evaluation.base import TaskResult, read_text, sha256_file
-from gpt2.io import parse_record
+from gpt2.evaluation.base import TaskResult, read_text
+from gpt2.io import file_sha256, parse_record
 
 PROMPTED_TASKS = ("summarize", "translate", "qa", "coqa")
 
@@ -149,7 +149,7 @@ def _result(task: str, metrics: dict[str, float], n: int, path: Path, start: flo
             ) -> TaskResult:
     return TaskResult(task=task, metrics=metrics, n_examples=n, nll=None, tokens=None,
                       runtime_s=time.perf_counter() - start, data_file=str(path),
-                      data_sha256=sha256_file(path), details=details)
+                      data_sha256=file_sha256(path), details=details)
 
 
 def evaluate_summarize(model, tokenizer, path, *, limit=None, batch_size=8, progress=False, seed=0,

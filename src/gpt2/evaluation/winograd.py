@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_bytes, sha256_file
+from gpt2.evaluation.base import TaskResult, read_bytes
+from gpt2.io import file_sha256
 from gpt2.scoring import best_candidates, score_continuations, total_nll
 
 WSC273_SIZE = 273
@@ -158,6 +159,6 @@ def evaluate_wsc(
         tokens=nll.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
-        data_sha256=sha256_file(path),
+        data_sha256=file_sha256(path),
         details={"primary_metric": "accuracy_partial", "limit": limit},
     )

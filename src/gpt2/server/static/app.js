@@ -10,6 +10,9 @@ const BUCKETS = [
   ["rest", "further down"],
 ];
 let controller = null; // aborts the running generation
+let checking = null; // aborts the running check when a newer one starts
+let checkTimer = null; // the debounce of checking as the user types
+const CHECK_DELAY_MS = 600; // typing pauses this long before the text is checked
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -138,25 +141,36 @@ async function generate() {
 
 // ---- check ----
 
-async function check() {
+// Check the text: on the button (`live` false), or a pause in typing (`live` true, quiet when empty).
+// A newer check aborts an older one, so the result shown is always the latest text's.
+async function check(live) {
   showError("");
   const text = $("check-text").value;
   if (!text.trim()) {
-    showError("Paste a text to check first.");
+    if (!live) showError("Paste a text to check first.");
     return;
   }
-  $("check").disabled = true;
+  if (checking) checking.abort();
+  const mine = (checking = new AbortController());
   $("check-status").textContent = "Checking…";
   try {
-    const response = await post("/v1/detect", { text, alternatives: 5 });
-    render(await response.json());
+    const response = await post("/v1/detect", { text, alternatives: 5 }, mine.signal);
+    const data = await response.json();
+    if (mine !== checking) return; // a newer check has started
+    render(data);
     $("check-status").textContent = "";
   } catch (error) {
+    if (error.name === "AbortError") return;
     $("check-status").textContent = "";
     showError(error.message);
   } finally {
-    $("check").disabled = false;
+    if (mine === checking) checking = null;
   }
+}
+
+function checkSoon() {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(() => check(true), CHECK_DELAY_MS);
 }
 
 function render(data) {
@@ -190,13 +204,16 @@ function render(data) {
   score.replaceChildren();
   if (data.detector && data.detector.score !== null) {
     const value = Math.max(0, Math.min(1, data.detector.score));
-    score.append(el("div", "value", value.toFixed(2)));
+    const odds = el("div", "odds");
+    odds.append(el("span", "real", `Real ${percent(1 - value)}`), el("span", "fake", `Fake ${percent(value)}`));
+    score.append(odds);
     const meter = el("div", "meter");
+    meter.title = "fake (machine-written) probability";
     const fill = el("div");
     fill.style.width = (100 * value).toFixed(1) + "%";
     meter.append(fill);
     score.append(meter);
-    score.append(el("div", "note", `${data.detector.name}: 0 = written by a person, 1 = by a model`));
+    score.append(el("div", "note", `${data.detector.name}: updated as you type; "fake" = written by a model`));
   } else {
     score.append(el("div", "note", "No detector is configured (start the server with --detector DIR)."));
   }
@@ -270,7 +287,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("prompt").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("generate").disabled) generate();
   });
-  $("check").addEventListener("click", check);
+  $("check").addEventListener("click", () => check(false));
+  $("check-text").addEventListener("input", checkSoon);
   $("temperature-range").addEventListener("input", (e) => { $("temperature").value = e.target.value; });
   $("temperature").addEventListener("input", (e) => { $("temperature-range").value = e.target.value; });
   $("to-check").addEventListener("click", () => {
