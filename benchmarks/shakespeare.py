@@ -96,12 +96,12 @@ def split_text(text: str) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def prepare_data(input_path: Path, out: Path) -> Path:
+def prepare_data(input_path: Path, out: Path, split=split_text) -> Path:
     """OUT/data/{train,val}.txt and the token shards in OUT/data/tokens (train = first part, val = last)."""
     from gpt2.data import is_validation, prepare
 
     text = input_path.read_text(encoding="utf-8")
-    train_text, val_text = split_text(text)
+    train_text, val_text = split(text)
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     (data / "train.txt").write_text(train_text, encoding="utf-8")
@@ -191,7 +191,7 @@ def run_recipe(name: str, settings: dict, data: Path, out: Path, budget_s: float
         "mfu_median": statistics.median(r["mfu"] for r in steps) if steps and "mfu" in steps[0] else None,
         "final_train_loss": steps[-1]["loss"], "val_curve_8k": val_curve,
         "load_before": load_before, "load_after": load_after,
-        "parameters": trainer.raw_model.num_parameters(),
+        "parameters": trainer.raw_model.num_parameters(), "dtype": "bf16" if trainer.bf16 else "fp32",
     }
     result.update(full_validation(run_dir / "checkpoint", data))
     return result

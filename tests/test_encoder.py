@@ -35,9 +35,10 @@ def backbone(tmp_path_factory):
     bpe.train_from_iterator(HUMAN + MACHINE, vocab_size=300, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))  # <s> text </s>, as roberta-base's
+    bpe.save(str(d / "tokenizer.json"))
     tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", model_max_length=62)
+        tokenizer_file=str(d / "tokenizer.json"), bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        unk_token="<unk>", mask_token="<mask>", model_max_length=62)
     tokenizer.save_pretrained(d)
     config = transformers.RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,

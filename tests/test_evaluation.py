@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from conftest import shared_data
 from gpt2 import scoring
 from gpt2.errors import DataError
-from gpt2.evaluation import cbt, detokenize, lambada, perplexity, prompted, report, winograd
+from gpt2.evaluation import cbt, detokenize, hellaswag, lambada, perplexity, prompted, report, winograd
 from gpt2.evaluation.base import TaskResult
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
@@ -278,7 +278,7 @@ def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_toke
     path.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows))
     result = lambada.evaluate_lambada(model, tok, path, batch_size=4)
 
-    full = last = word_lp = last_lp = 0.0
+    full = last = word_lp = last_lp = harness = harness_lp = 0.0
     for row in rows:
         context, word = row.rsplit(" ", 1)
         ctx, tgt = [tok.eot_token_id, *tok.encode(context)], tok.encode(" " + word)
@@ -287,12 +287,21 @@ def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_toke
         last += greedy[-1]
         word_lp += logprob
         last_lp += hf_continuation(hf_model, ctx + tgt[:-1], tgt[-1:])[0]
+        # lm-evaluation-harness 0.4's _encode_pair: no <|endoftext|>; the continuation is what encoding
+        # context + continuation adds to the context's own tokens
+        whole, alone = tok.encode(f"{context} {word}"), tok.encode(context)
+        logprob, greedy = hf_continuation(hf_model, alone, whole[len(alone):])
+        harness += all(greedy)
+        harness_lp += logprob
     n = len(rows)
     assert full > 0 and result.n_examples == n
     assert result.metrics["accuracy_full_word"] == full / n
     assert result.metrics["accuracy_last_token"] == last / n
     assert result.metrics["perplexity_full_word"] == pytest.approx(math.exp(-word_lp / n), rel=1e-4)
     assert result.metrics["perplexity_last_token"] == pytest.approx(math.exp(-last_lp / n), rel=1e-4)
+    assert result.metrics["accuracy_lm_eval"] == harness / n
+    assert result.metrics["perplexity_lm_eval"] == pytest.approx(math.exp(-harness_lp / n), rel=1e-4)
+    assert result.metrics["perplexity_lm_eval"] != pytest.approx(result.metrics["perplexity_full_word"], rel=1e-6)
 
 
 def test_lambada_reads_the_real_file():
@@ -401,12 +410,9 @@ def test_malformed_task_files_raise_data_error_naming_file_and_line(tmp_path, re
 def test_missing_data_file_is_a_clear_error(monkeypatch, tmp_path):
     from gpt2.evaluation.tasks import resolve_data_path
 
-    monkeypatch.delenv("GPT2_DATA_DIR", raising=False)
-    with pytest.raises(DataError, match="--data-path .*GPT2_DATA_DIR"):
-        resolve_data_path("wikitext2")
     monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="wikitext2/wiki.test.tokens"):
-        resolve_data_path("wikitext2")
+    with pytest.raises(DataError, match=r"wikitext2/wiki.test.tokens: not found; .*GPT2_DATA_DIR.*--data-path"):
+        resolve_data_path("wikitext2", fetch=False)
     (tmp_path / "ptb").mkdir()
     (tmp_path / "ptb" / "ptb.test.txt").write_text(" a \n")
     assert resolve_data_path("ptb") == tmp_path / "ptb" / "ptb.test.txt"
@@ -493,10 +499,13 @@ def test_malformed_prompted_files_raise_data_error(tmp_path, model, gpt2_tokeniz
 
 # ---- report and CLI ----
 
-@pytest.mark.parametrize("n,size", [(124_439_808, "117M"), (354_823_168, "345M"), (774_030_080, "762M"),
-                                    (1_557_611_200, "1542M"), (3_000_000, "117M")])
-def test_nearest_paper_size(n, size):
-    assert report.nearest_paper_size(n) == size
+@pytest.mark.parametrize("n,nearest,exact", [(124_439_808, "117M", "117M"), (354_823_168, "345M", "345M"),
+                                            (774_030_080, "762M", "762M"), (1_557_611_200, "1542M", "1542M"),
+                                            (3_000_000, "117M", None), (7_000_000, "117M", None),
+                                            (200_000_000, "117M", None)])
+def test_paper_sizes(n, nearest, exact):
+    """A report compares with the nearest size; results.json names a paper size only when the model is one."""
+    assert report.nearest_paper_size(n) == nearest and report.paper_size(n) == exact
 
 
 def test_write_results_merges_runs_and_shows_paper_numbers(tmp_path):
@@ -513,6 +522,10 @@ def test_write_results_merges_runs_and_shows_paper_numbers(tmp_path):
     assert fields <= set(document["tasks"]["lambada"])
     md = md_path.read_text()
     assert "| WikiText2 (PPL) | 31.00 | 22.76 |" in md and "| LAMBADA (ACC) | 50.00 | 55.48 |" in md
+    small_json, small_md = report.write_results([result("wikitext2", {"word_perplexity": 90.0})], tmp_path / "s",
+                                                "small", 7_000_000)
+    assert json.loads(small_json.read_text())["paper_size"] is None  # a 7M model is not "117M"
+    assert "not one of the paper's sizes; the paper's 117M model shown for scale" in small_md.read_text()
     report.write_results([result("ptb", {"word_perplexity": 50.0})], tmp_path, "other", 1)
     assert set(json.loads(json_path.read_text())["tasks"]) == {"ptb"}  # another model starts afresh
 
@@ -531,3 +544,58 @@ def test_cli_eval_writes_results(tmp_path, tiny_dir, gpt2_tokenizer, capsys):
     assert ptb["words"] == 19 + 2 and ptb["n_examples"] == 2 and ptb["details"]["stride"] == 16
     assert "ptb: token_perplexity" in capsys.readouterr().out
     assert "| PTB (PPL) |" in (tmp_path / "results.md").read_text()
+
+
+# ---- HellaSwag ----
+
+HELLASWAG_ROWS = [
+    {"activity_label": "Removing ice from car",
+     "ctx_a": "Then, the man writes over the snow covering the window of a car, and a woman wearing winter clothes "
+     "smiles.", "ctx_b": "then", "ctx": "", "label": 3,
+     "endings": [", the man adds wax to the windshield and cuts it.", ", a person board a ski lift, while two men "
+                 "supporting the head of the person wearing winter clothes snow as the we girls sled.",
+                 ", the man puts on a christmas coat, knitted with netting.", ", the man continues removing the "
+                 "snow on his car."]},
+    {"activity_label": "Home and Garden", "ctx_a": "[header] How to grow tomatoes [title] Choose a sunny spot.",
+     "ctx_b": "water them", "ctx": "", "label": 0,
+     "endings": ["every morning [step] Keep the soil moist.", "with milk.", "[title] Paint the fence red.",
+                 "until the car starts."]},
+    {"activity_label": "Baking cookies", "ctx_a": "A woman mixes flour and sugar in a bowl.", "ctx_b": "she",
+     "ctx": "", "label": 1, "endings": ["drives to the airport.", "adds two eggs and stirs.", "sings to the moon.",
+                                        "builds a house of cards."]},
+]
+
+
+def test_hellaswag_clean_up_is_the_harnesss():
+    # stripped before the brackets go, as the harness does: a leading bracket leaves a leading space
+    assert hellaswag.clean(" [header] How to grow [title] Choose a spot. ") == " How to grow. Choose a spot."
+    assert hellaswag.clean("every morning [step] Keep it moist.") == "every morning Keep it moist."
+
+
+def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model, gpt2_tokenizer):
+    tok = gpt2_tokenizer
+    rows = [{**r, "ctx": r["ctx_a"] + " " + r["ctx_b"]} for r in HELLASWAG_ROWS]
+    path = tmp_path / "hellaswag_val.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = hellaswag.evaluate_hellaswag(model, tok, path, batch_size=3)
+    right = dict.fromkeys(["acc_lm_eval", "acc_norm_lm_eval", "acc_llm_c", "acc_norm_llm_c"], 0)
+    for r in rows:
+        context = hellaswag.clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
+        alone = tok.encode(context)
+        harness, plain = [], []
+        for ending in r["endings"]:
+            text = hellaswag.clean(ending)
+            lp, _ = hf_continuation(hf_model, alone, tok.encode(f"{context} {text}")[len(alone):])
+            harness.append((lp, lp / len(text)))
+            cont = tok.encode(" " + ending)
+            lp, _ = hf_continuation(hf_model, tok.encode(r["ctx"]), cont)
+            plain.append((lp, lp / len(cont)))
+        for name, values in (("acc_lm_eval", [h[0] for h in harness]), ("acc_norm_lm_eval", [h[1] for h in harness]),
+                             ("acc_llm_c", [p[0] for p in plain]), ("acc_norm_llm_c", [p[1] for p in plain])):
+            right[name] += max(range(len(values)), key=values.__getitem__) == r["label"]
+    assert result.metrics == {name: n / len(rows) for name, n in right.items()}
+    assert result.n_examples == 3 and result.details["primary_metric"] == "acc_norm_lm_eval"
+    with pytest.raises(DataError, match="line 1: expected at least two string endings"):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(json.dumps({**rows[0], "label": 7}) + "\n")
+        hellaswag.read_hellaswag(bad)

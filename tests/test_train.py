@@ -149,6 +149,27 @@ def test_resume_is_bit_identical(dataset, tmp_path):
         assert torch.equal(a, b)
 
 
+def test_muon_learns_and_resumes_bit_identically(dataset, tmp_path):
+    """--optimizer muon: Muon on the blocks' matrices, AdamW on the rest; its momentum is in the checkpoint."""
+    settings = dict(max_steps=8, eval_interval=8, save_interval=4, optimizer="muon", lr=3e-3)
+    full = Trainer(run_config(dataset, tmp_path / "full", **settings), progress=False)
+    muon, adamw = full.optimizer.optimizers
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+    blocks = {id(p) for p in full.raw_model.transformer.h.parameters() if p.dim() == 2}
+    assert {id(p) for g in muon.param_groups for p in g["params"]} == blocks
+    assert full.raw_model.transformer.wte.weight in adamw.param_groups[0]["params"]
+    full.train()
+    curve = [loss for _, loss in losses(tmp_path / "full")]
+    assert curve[-1] < curve[0] - 0.3, curve  # 8 steps, 5 of them warmup
+    first = Trainer(run_config(dataset, tmp_path / "split", **settings), progress=False)
+    first.train(stop_at_step=4)
+    second = Trainer.resume(tmp_path / "split", progress=False)
+    second.train()
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")
+    with pytest.raises(ConfigError, match="optimizer must be one of adamw, muon"):
+        run_config(dataset, tmp_path / "x", max_steps=1, optimizer="sgd")
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_moment_then_resume_matches(dataset, tmp_path):
     """SIGKILL a CLI run mid-training (possibly mid-checkpoint); --resume then ends where an

@@ -12,8 +12,8 @@ from gpt2.errors import GPT2Error
 
 # Subcommand modules, in the order `gpt2 --help` lists them.
 COMMANDS = [
-    "demo", "generate", "info", "tokenize", "tokenizer", "prepare", "train", "eval", "bias", "card", "outputs",
-    "detect", "serve",
+    "demo", "generate", "info", "tokenize", "tokenizer", "data", "prepare", "train", "eval", "bias", "card",
+    "outputs", "detect", "serve",
 ]
 
 

@@ -16,10 +16,10 @@ examples:
   GPT2_DATA_DIR=~/data gpt2 eval -m out/run1 --task lambada --task wsc --out results/run1
   gpt2 eval -m gpt2 --task perplexity --data-path my_corpus.txt --stride 512 --limit 1000
 
-Data is never downloaded: pass --data-path, or set GPT2_DATA_DIR to a directory laid out as
-wikitext2/wiki.test.tokens, wikitext103/wiki.test.tokens, ptb/ptb.test.txt, enwik8/enwik8,
-text8/text8, lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt,
-cbt/cbtest_NE_test_2500ex.txt.
+Without --data-path a task reads its standard file in the data directory ($GPT2_DATA_DIR, default
+~/.cache/gpt2) and downloads it there first if it is missing (`gpt2 data list` shows the sources):
+wikitext2/wiki.test.tokens, wikitext103/wiki.test.tokens, ptb/ptb.test.txt, enwik8/enwik8, text8/text8,
+lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt, cbt/cbtest_NE_test_2500ex.txt.
 perplexity, summarize, translate, qa and coqa have no standard file: they always take --data-path.
 --limit counts examples (language-modelling tasks: lines; text8: words; coqa: stories)."""
 
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", "-t", action="append", required=True, choices=list(TASKS), metavar="TASK",
                    help=f"task to run, repeatable: {', '.join(TASKS)}")
     p.add_argument("--data-path", default=None, metavar="FILE",
-                   help="the task's data file (one task only); default: its standard file in $GPT2_DATA_DIR")
+                   help="the task's data file (one task only); default: its standard file in the data directory, "
+                   "downloaded once")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N examples")
     p.add_argument("--batch-size", "-b", type=int, default=8, help="sequences per forward pass (default: 8)")
     p.add_argument("--stride", type=int, default=None,
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gpt2.errors import DataError
     from gpt2.evaluation import markdown_table, resolve_data_path, run_task, write_results
-    from gpt2.evaluation.report import nearest_paper_size
+    from gpt2.evaluation.report import paper_size
     from gpt2.hardware import dtype_name
 
     tasks = list(dict.fromkeys(args.task))
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     n_parameters = model.num_parameters()
     document = {
         "model": str(args.model), "model_parameters": n_parameters,
-        "paper_size": nearest_paper_size(n_parameters), "tasks": {r.task: r.to_dict() for r in results},
+        "paper_size": paper_size(n_parameters), "tasks": {r.task: r.to_dict() for r in results},
     }
     if args.out:
         json_path, md_path = write_results(results, args.out, str(args.model), n_parameters,

@@ -51,7 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--total-batch-tokens", type=_count,
                        help="tokens per optimizer step over all processes; sets gradient accumulation "
                             "(default: batch-size x seq-len x processes)")
-    opt = p.add_argument_group("optimizer (AdamW; linear warmup, cosine decay)")
+    opt = p.add_argument_group("optimizer (linear warmup, cosine decay)")
+    opt.add_argument("--optimizer", choices=["adamw", "muon"],
+                     help="adamw (default; nanoGPT's and llm.c's choice for GPT-2), or muon: Muon on the blocks' "
+                     "matrices, AdamW on embeddings, biases and gains, both at --lr (Moonshot's scaling)")
     opt.add_argument("--lr", type=float, help="peak learning rate (default: 6e-4)")
     opt.add_argument("--min-lr", type=float, help="final learning rate (default: lr / 10)")
     opt.add_argument("--warmup-steps", type=int,

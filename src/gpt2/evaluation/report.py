@@ -47,9 +47,19 @@ PAPER_ROWS: list[tuple[str, str, float, str, dict[str, float], bool, str]] = [
 ]
 
 
+# The released models' real parameter counts (the paper's labels undercount: "117M" has 124,439,808).
+RELEASED_PARAMETERS = {"117M": 124_439_808, "345M": 354_823_168, "762M": 774_030_080, "1542M": 1_557_611_200}
+
+
 def nearest_paper_size(n_parameters: int) -> str:
-    """The paper's model size closest to `n_parameters` on a log scale."""
+    """The paper's model size closest to `n_parameters` on a log scale: the column a report compares with."""
     return min(PAPER_SIZES, key=lambda k: abs(math.log(max(n_parameters, 1) / PAPER_SIZES[k])))
+
+
+def paper_size(n_parameters: int) -> str | None:
+    """The paper's size this model is (within 5% of a released model's parameter count), else None."""
+    size = min(RELEASED_PARAMETERS, key=lambda k: abs(math.log(max(n_parameters, 1) / RELEASED_PARAMETERS[k])))
+    return size if abs(n_parameters / RELEASED_PARAMETERS[size] - 1) <= 0.05 else None
 
 
 def write_results(
@@ -80,7 +90,7 @@ def write_results(
     document = {
         "model": model,
         "model_parameters": n_parameters,
-        "paper_size": nearest_paper_size(n_parameters),
+        "paper_size": paper_size(n_parameters),
         "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
         "tasks": tasks,
@@ -92,13 +102,14 @@ def write_results(
 
 def markdown_table(document: dict[str, Any]) -> str:
     """A Markdown report of a `results.json` document: the paper's rows first, then other metrics."""
-    size = document["paper_size"]
+    size = document.get("paper_size") or nearest_paper_size(document["model_parameters"])
     tasks: dict[str, Any] = document["tasks"]
+    compared = (f"compared with the paper's {size} model" if document.get("paper_size") else
+                f"not one of the paper's sizes; the paper's {size} model shown for scale")
     lines = [
         f"# Zero-shot results: {document['model']}",
         "",
-        f"{document['model_parameters']:,} parameters; compared with the paper's {size} model "
-        "(Radford et al., 2019, Table 3).",
+        f"{document['model_parameters']:,} parameters; {compared} (Radford et al., 2019, Table 3).",
     ]
     rows, shown = [], set()
     for task, key, scale, label, paper, _lower, note in PAPER_ROWS:

@@ -1,7 +1,7 @@
 """The task registry: names, standard files, and `run_task`, the one entry point the CLI uses.
 
-Data files are never downloaded. A task reads `data_path` when given, else the task's standard file under
-`$GPT2_DATA_DIR`, a directory laid out like this (the layout of the project's reference data):
+A task reads `data_path` when given, else the task's standard file in the data directory ($GPT2_DATA_DIR, else
+~/.cache/gpt2), which `gpt2.datasets` fills on first use; the layout (that of the project's reference data):
 
     wikitext2/wiki.test.tokens   wikitext103/wiki.test.tokens   ptb/ptb.test.txt
     enwik8/enwik8                text8/text8                    lambada/lambada_test.jsonl
@@ -19,6 +19,7 @@ from typing import Any
 from gpt2.errors import DataError
 from gpt2.evaluation.base import TaskResult
 from gpt2.evaluation.cbt import evaluate_cbt
+from gpt2.evaluation.hellaswag import evaluate_hellaswag
 from gpt2.evaluation.lambada import evaluate_lambada
 from gpt2.evaluation.perplexity import LM_TASKS, evaluate_lm
 from gpt2.evaluation.prompted import evaluate_coqa, evaluate_qa, evaluate_summarize, evaluate_translate
@@ -71,6 +72,9 @@ TASKS: dict[str, Task] = {
     "cbt-ne": _cbt_task("cbt-ne", "cbt/cbtest_NE_test_2500ex.txt", "Children's Book Test, named entities"),
     "wsc": Task("wsc", "wsc/WSCollection.xml", "Winograd Schema Challenge, WSC273",
                 lambda m, t, p, o: evaluate_wsc(m, t, p, **o.common)),
+    "hellaswag": Task("hellaswag", "hellaswag/hellaswag_val.jsonl",
+                      "HellaSwag validation: acc, acc_norm as lm-eval and llm.c define them",
+                      lambda m, t, p, o: evaluate_hellaswag(m, t, p, **o.common)),
     "summarize": Task("summarize", None, 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE',
                       lambda m, t, p, o: evaluate_summarize(m, t, p, seed=o.seed, **o.common)),
     "translate": Task("translate", None, 'jsonl {"source", "target"}: few-shot "a = b" prompt, BLEU',
@@ -82,25 +86,25 @@ TASKS: dict[str, Task] = {
 }
 
 
-def resolve_data_path(task: str, data_path: str | os.PathLike | None = None) -> Path:
-    """`data_path` if given, else the task's standard file under $GPT2_DATA_DIR; a clear error otherwise."""
+def resolve_data_path(task: str, data_path: str | os.PathLike | None = None, *, fetch: bool = True) -> Path:
+    """`data_path` if given, else the task's standard file in the data directory ($GPT2_DATA_DIR, else
+    ~/.cache/gpt2), downloaded there first when it is missing and `fetch` (gpt2.datasets)."""
+    from gpt2 import datasets
+    from gpt2.download import cache_path
+
     spec = TASKS[task]
     if data_path is not None:
         return Path(data_path)
-    root = os.environ.get(DATA_DIR_ENV)
     if spec.default_path is None:
         raise DataError(f"task {task!r} ({spec.description}) needs --data-path")
-    if not root:
-        raise DataError(
-            f"task {task!r} needs its data file: pass --data-path (the standard file, e.g. "
-            f"{Path(spec.default_path).name}) or set {DATA_DIR_ENV} to a directory holding "
-            f"{spec.default_path}"
-        )
-    path = Path(root) / spec.default_path
-    if not path.exists():
-        raise DataError(f"{path}: not found ({DATA_DIR_ENV}={root}); expected {spec.default_path} under it, "
-                        "or pass --data-path")
-    return path
+    path = cache_path(spec.default_path)
+    if path.exists():
+        return path
+    source = datasets.source_for(spec.default_path)
+    if source is None or not fetch:
+        raise DataError(f"{path}: not found; put the task's standard file there ({DATA_DIR_ENV} sets the "
+                        "directory) or pass --data-path")
+    return datasets.fetch(source.name)
 
 
 def run_task(

@@ -14,6 +14,7 @@ from gpt2.io import atomic_write_text
 
 CONFIG_FILE = "train_config.json"
 DTYPES = ("auto", "bf16", "fp32")
+OPTIMIZERS = ("adamw", "muon")
 MODEL_OVERRIDES = ("n_layer", "n_head", "n_embd", "n_positions")
 # What `--resume` may change: when and how long to run, where and how to compute. Anything else (model,
 # data, batch, optimizer) would make the resumed run a different run, so it must match the saved config.
@@ -45,7 +46,9 @@ class TrainConfig:
     batch_size: int = 8
     seq_len: int | None = None
     total_batch_tokens: int | None = None
-    # AdamW and the schedule (linear warmup, cosine decay to min_lr), as nanoGPT / GPT-3
+    # the optimizer (AdamW, or Muon for the blocks' matrices + AdamW for the rest) and the schedule (linear
+    # warmup, cosine decay to min_lr), as nanoGPT / GPT-3
+    optimizer: str = "adamw"
     lr: float = 6e-4
     min_lr: float | None = None
     warmup_steps: int | None = None
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ConfigError("give a length for the run: max_steps, max_tokens or time_budget_s")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("max_steps", "max_tokens", "batch_size", "seq_len", "total_batch_tokens",
                      "eval_interval", "eval_tokens", "save_interval", *MODEL_OVERRIDES):
             value = getattr(self, name)

@@ -91,7 +91,7 @@ class Trainer:
         self.model = self._wrap_ddp(self.compiled)
         self.optimizer = make_optimizer(self.raw_model, lr=config.lr, weight_decay=config.weight_decay,
                                         betas=(config.beta1, config.beta2), eps=config.eps,
-                                        device_type=self.device.type)
+                                        device_type=self.device.type, optimizer=config.optimizer)
         self.loader = BatchLoader(self.train_data, config.batch_size, self.seq_len, seed=config.seed,
                                   grad_accum=self.grad_accum, rank=self.dist.rank,
                                   world_size=self.dist.world_size)

@@ -1,0 +1,120 @@
+"""HellaSwag (Zellers et al., 2019): choose the ending of a short context among four, on the validation file
+`hellaswag_val.jsonl` (10,042 rows of {"ctx", "ctx_a", "ctx_b", "activity_label", "endings", "label"}).
+
+Not in the GPT-2 paper, but the number every GPT-2 reproduction reports (nanoGPT, llm.c), and two
+definitions are in use, so both are reported, each as its authors compute it:
+
+`lm_eval`  lm-evaluation-harness 0.4's `hellaswag`: the context is "activity_label: ctx_a Ctx_b" and every
+           text goes through its clean-up of WikiHow's artifacts ("[title]" -> ". ", other [brackets]
+           removed); a candidate is " " + ending, tokens split from the context as the harness does (the
+           context + ending encoded whole, minus the context's own tokens), no <|endoftext|> first.
+           acc: the highest summed log-probability; acc_norm: the highest log-probability per character
+           of the ending (the harness's length normalisation).
+`llm_c`    llm.c's and nanoGPT-era reproductions' (Karpathy's hellaswag.py): the file's `ctx` as it is,
+           " " + ending encoded on its own; acc: the highest summed log-probability; acc_norm: the highest
+           mean log-probability per token. GPT-2 124M: about 0.2955 (acc_norm), per llm.c.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt2.errors import DataError
+from gpt2.evaluation.base import TaskResult, read_text
+from gpt2.io import file_sha256, parse_record
+from gpt2.scoring import score_continuations
+
+DESCRIPTION = 'hellaswag_val.jsonl: jsonl rows with "ctx", "ctx_a", "ctx_b", "activity_label", "endings", "label"'
+FIELDS = {"ctx": (str,), "ctx_a": (str,), "ctx_b": (str,), "activity_label": (str,), "endings": (list,),
+          "label": (int, str)}
+
+
+@dataclass(frozen=True)
+class Example:
+    ctx: str
+    ctx_a: str
+    ctx_b: str
+    activity_label: str
+    endings: tuple[str, ...]
+    label: int
+
+
+def read_hellaswag(path: str | os.PathLike, limit: int | None = None) -> list[Example]:
+    path = Path(path)
+    examples = []
+    for number, line in enumerate(read_text(path, DESCRIPTION).split("\n"), 1):
+        if not line.strip():
+            continue
+        row = parse_record(line, f"{path}: line {number}", FIELDS)
+        endings, label = row["endings"], int(row["label"])
+        if len(endings) < 2 or not all(isinstance(e, str) for e in endings) or not 0 <= label < len(endings):
+            raise DataError(f"{path}: line {number}: expected at least two string endings and a label among "
+                            f"them; got {len(endings)} endings and label {row['label']!r}")
+        examples.append(Example(row["ctx"], row["ctx_a"], row["ctx_b"], row["activity_label"], tuple(endings),
+                                label))
+        if limit is not None and len(examples) >= limit:
+            break
+    if not examples:
+        raise DataError(f"{path}: no examples; expected {DESCRIPTION}")
+    return examples
+
+
+def clean(text: str) -> str:
+    """lm-evaluation-harness's clean-up of HellaSwag's WikiHow artifacts."""
+    text = text.strip().replace(" [title]", ". ")
+    return re.sub(r"\[.*?\]", "", text).replace("  ", " ")
+
+
+def harness_requests(tokenizer, ex: Example) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """(context, ending) token pairs as lm-eval builds them, and each ending's length in characters."""
+    context = clean(f"{ex.activity_label}: {ex.ctx_a} {ex.ctx_b.capitalize()}")
+    alone = tokenizer.encode(context)
+    endings = [clean(e) for e in ex.endings]
+    return [(alone, tokenizer.encode(f"{context} {e}")[len(alone):]) for e in endings], [len(e) for e in endings]
+
+
+def evaluate_hellaswag(model, tokenizer, path: str | os.PathLike, *, limit: int | None = None,
+                       batch_size: int = 8, progress: bool = False) -> TaskResult:
+    """acc and acc_norm under both definitions (see the module doc); `limit` takes the first N examples."""
+    start = time.perf_counter()
+    examples = read_hellaswag(path, limit)
+    harness, chars, plain = [], [], []
+    for ex in examples:
+        pairs, lengths = harness_requests(tokenizer, ex)
+        harness += pairs
+        chars += lengths
+        context = tokenizer.encode(ex.ctx)
+        plain += [(context, tokenizer.encode(" " + e)) for e in ex.endings]
+    h = score_continuations(model, harness, batch_size=batch_size, progress=progress, desc="hellaswag (lm-eval)")
+    p = score_continuations(model, plain, batch_size=batch_size, progress=progress, desc="hellaswag (llm.c)")
+    right = {"acc_lm_eval": 0, "acc_norm_lm_eval": 0, "acc_llm_c": 0, "acc_norm_llm_c": 0}
+    at, gold = 0, []
+    for ex in examples:
+        k = len(ex.endings)
+        choices = {
+            "acc_lm_eval": [s.logprob for s in h[at : at + k]],
+            "acc_norm_lm_eval": [s.logprob / n for s, n in zip(h[at : at + k], chars[at : at + k], strict=True)],
+            "acc_llm_c": [s.logprob for s in p[at : at + k]],
+            "acc_norm_llm_c": [s.logprob / len(s.logprobs) for s in p[at : at + k]],
+        }
+        for name, values in choices.items():
+            right[name] += max(range(k), key=values.__getitem__) == ex.label
+        gold.append(at + ex.label)
+        at += k
+    n = len(examples)
+    return TaskResult(
+        task="hellaswag",
+        metrics={name: count / n for name, count in right.items()},
+        n_examples=n,
+        nll=-sum(h[i].logprob for i in gold),
+        tokens=sum(len(h[i].logprobs) for i in gold),
+        runtime_s=time.perf_counter() - start,
+        data_file=str(path),
+        data_sha256=file_sha256(path),
+        details={"primary_metric": "acc_norm_lm_eval", "limit": limit},
+    )
+

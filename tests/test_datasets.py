@@ -1,0 +1,136 @@
+"""The data registry end to end against a loopback HTTP server standing in for the real hosts
+(GPT2_DOWNLOAD_MIRROR): plain files, files inside zip and tar archives, checksums, the cache, offline."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import socket
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+from gpt2 import datasets
+from gpt2.cli import main
+from gpt2.download import DownloadError
+from gpt2.errors import DataError
+from gpt2.evaluation.tasks import TASKS, resolve_data_path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+
+
+def serve(server, url: str, data: bytes) -> None:
+    """Put `data` where the mirror serves `url`'s path."""
+    path = server.root / url.split("/", 3)[3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def pin(monkeypatch, name: str, data: bytes) -> None:
+    """Make source `name`'s checksum that of `data` (the test serves a small stand-in for the real file)."""
+    source = dataclasses.replace(datasets.SOURCES[name], sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    monkeypatch.setitem(datasets.SOURCES, name, source)
+
+
+def test_every_task_with_a_standard_file_has_a_source_at_that_path():
+    for task in TASKS.values():
+        if task.default_path is not None:
+            source = datasets.source_for(task.default_path)
+            assert source is not None and source.url.startswith("http"), task.name
+    names = [s.name for s in datasets.SOURCES.values()]
+    assert len(names) == len(set(names)) and "gpt2-output/xl-1542M-k40.test" in names and "hellaswag" in names
+
+
+def test_reference_copies_match_the_pinned_checksums():
+    """The sha256 pinned in the registry are those of the real files (the project's reference copies)."""
+    checked = 0
+    for name, rel in (("lambada", "lambada/lambada_test.jsonl"), ("ptb", "ptb/ptb.test.txt"),
+                      ("wikitext2", "wikitext2/wiki.test.tokens"), ("wsc", "wsc/WSCollection.xml")):
+        path = SHARED / "data" / rel
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == datasets.SOURCES[name].sha256, name
+            assert path.stat().st_size == datasets.SOURCES[name].size
+            checked += 1
+    if not checked:
+        pytest.skip(f"the reference copies in {SHARED / 'data'} are absent")
+
+
+def test_get_downloads_verifies_and_caches(file_server, monkeypatch, capsys):
+    data = (FIXTURES / "lambada_sample.jsonl").read_bytes()
+    pin(monkeypatch, "lambada", data)
+    serve(file_server, datasets.SOURCES["lambada"].url, data)
+    assert main(["data", "get", "lambada", "--no-progress"]) == 0
+    path = datasets.SOURCES["lambada"].local()
+    assert path.read_bytes() == data and str(path) in capsys.readouterr().out
+    assert resolve_data_path("lambada") == path  # eval finds it without downloading again
+    assert main(["data", "get", "lambada", "--no-progress"]) == 0
+    assert len(file_server.requests) == 1
+    assert main(["data", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert any(line.startswith("lambada ") and "here" in line for line in listing.splitlines())
+
+
+def test_a_corrupted_download_fails_its_checksum(file_server, monkeypatch):
+    data = (FIXTURES / "lambada_sample.jsonl").read_bytes()
+    pin(monkeypatch, "lambada", data)
+    serve(file_server, datasets.SOURCES["lambada"].url, data.replace(b"the", b"teh"))
+    with pytest.raises(DownloadError, match=f"expected {datasets.SOURCES['lambada'].sha256}"):
+        datasets.fetch("lambada", progress=False)
+    assert not datasets.SOURCES["lambada"].local().exists()
+
+
+def test_eval_fetches_a_file_from_inside_a_zip(file_server, monkeypatch):
+    tokens = (FIXTURES / "wiki_sample.tokens").read_bytes()
+    pin(monkeypatch, "wikitext2", tokens)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("wikitext-2/wiki.train.tokens", b"not this one")
+        z.writestr("wikitext-2/wiki.test.tokens", tokens)
+    serve(file_server, datasets.SOURCES["wikitext2"].url, archive.getvalue())
+    path = resolve_data_path("wikitext2")
+    assert path.read_bytes() == tokens and path == datasets.SOURCES["wikitext2"].local()
+    assert (path.parent.parent / "archives" / "wikitext-2-v1.zip").is_file()  # kept: the valid split is inside
+    pin(monkeypatch, "wikitext2-valid", b"valid\n")
+    archive2 = io.BytesIO()
+    with zipfile.ZipFile(archive2, "w") as z:
+        z.writestr("wikitext-2/wiki.valid.tokens", b"valid\n")
+    serve(file_server, datasets.SOURCES["wikitext2"].url, archive2.getvalue())
+    with pytest.raises(DataError, match="cannot read wikitext-2/wiki.valid.tokens"):
+        datasets.fetch("wikitext2-valid", progress=False)  # the kept archive is the first one: no such member
+
+
+def test_eval_fetches_a_file_from_inside_a_tarball(file_server):
+    text = (FIXTURES / "cbt_cn_sample.txt").read_bytes()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("CBTest/data/cbtest_CN_test_2500ex.txt")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    serve(file_server, datasets.SOURCES["cbt-cn"].url, archive.getvalue())
+    assert resolve_data_path("cbt-cn").read_bytes() == text
+    recorded = datasets.SOURCES["cbt-cn"].local().with_name("cbtest_CN_test_2500ex.txt.sha256").read_text()
+    assert recorded.strip() == hashlib.sha256(text).hexdigest()  # no pinned hash: the one that arrived
+
+
+def test_offline_eval_is_one_line_naming_the_url_and_the_place(tmp_path, monkeypatch, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("GPT2_DOWNLOAD_MIRROR", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
+    assert main(["eval", "--task", "wsc", "-m", str(tmp_path / "no-model")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "WinogradSchemas/WSCollection.xml" in err
+    assert f"put it at {tmp_path / 'wsc' / 'WSCollection.xml'}" in err
+
+
+def test_the_output_dataset_is_in_the_registry_under_its_file_names():
+    source = datasets.SOURCES["gpt2-output/small-117M-k40.train"]
+    assert source.url == "https://openaipublic.azureedge.net/gpt-2/output-dataset/v1/small-117M-k40.train.jsonl"
+    assert source.path == "gpt2-output/small-117M-k40.train.jsonl"
+    assert json.dumps(datasets.status()[0])  # the listing is JSON-able
