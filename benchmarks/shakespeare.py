@@ -65,9 +65,11 @@ RECIPES: dict[str, dict] = {
     # time between evaluations, where the Trainer re-fits the decay to the time left.
     "nanogpt": {**COMMON, **dict(dtype="fp32", batch_size=12, lr=1e-3, min_lr=1e-4, beta2=0.99, dropout=0.0,
                                  warmup_steps=10, eval_interval=10)},
-    # What 10 CPU minutes reward: bf16 where the CPU has it natively (auto: AMX, AVX512-BF16; fp32 on AVX2,
-    # where emulated bf16 is ~80x slower), more (smaller) steps, a higher peak lr with a short warmup.
-    "ours": dict(**COMMON, dtype="auto", batch_size=4, lr=3e-3, min_lr=3e-4, beta2=0.99, dropout=0.0,
+    # What a few CPU minutes reward: bf16 where the CPU has it natively (auto: AMX, AVX512-BF16; fp32 on
+    # AVX2, where emulated bf16 is ~80x slower), Muon's sample efficiency on the blocks' matrices
+    # (benchmarks/nanogpt_anchor.py measures it against AdamW and real nanoGPT), more (smaller) steps, a higher peak
+    # lr with a short warmup.
+    "ours": dict(**COMMON, dtype="auto", optimizer="muon", batch_size=4, lr=3e-3, min_lr=3e-4, beta2=0.99, dropout=0.0,
                  warmup_steps=10),
 }
 

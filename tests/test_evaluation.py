@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from conftest import shared_data
 from gpt2 import scoring
+from gpt2.cli import main
 from gpt2.errors import DataError
 from gpt2.evaluation import cbt, detokenize, hellaswag, lambada, perplexity, prompted, report, winograd
 from gpt2.evaluation.base import TaskResult
@@ -599,3 +600,21 @@ def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model
         bad = tmp_path / "bad.jsonl"
         bad.write_text(json.dumps({**rows[0], "label": 7}) + "\n")
         hellaswag.read_hellaswag(bad)
+
+
+def test_cli_eval_paper_runs_every_table_3_task_with_a_standard_file(tmp_path, tiny_dir, gpt2_tokenizer, monkeypatch):
+    from gpt2.evaluation.tasks import TASKS
+
+    fixtures = {"lambada": "lambada_sample.jsonl", "cbt-cn": "cbt_cn_sample.txt", "cbt-ne": "cbt_cn_sample.txt",
+                "wikitext2": "wiki_sample.tokens", "wikitext103": "wiki_sample.tokens", "ptb": "ptb_sample.txt",
+                "enwik8": "enwik8_sample", "text8": "text8_sample", "wsc": "wsc_sample.xml"}
+    for task, name in fixtures.items():  # the data directory, filled by hand (nothing to download)
+        target = tmp_path / "data" / TASKS[task].default_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((FIXTURES / name).read_bytes())
+    monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path / "data"))
+    assert main(["eval", "-m", str(tiny_dir), "--task", "paper", "--limit", "2", "--stride", "16",
+                 "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(document["tasks"]) == set(fixtures) and document["paper_size"] is None
+    assert "| LAMBADA (ACC) |" in (tmp_path / "out" / "results.md").read_text()

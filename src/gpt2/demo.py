@@ -45,6 +45,7 @@ class DemoConfig:
     seq_len: int = 256
     batch_size: int = 16
     lr: float = 2e-3
+    optimizer: str = "muon"  # the Tiny Shakespeare recipe's winner against real nanoGPT (docs/training.md)
     max_new_tokens: int = 80
     seed: int = 0
     # detection: pairs of (held-out continuation, model continuation) of the same held-out prompt
@@ -144,6 +145,7 @@ def train_model(cfg: DemoConfig, out: Path, progress: bool) -> dict[str, Any]:
         batch_size=cfg.batch_size, lr=cfg.lr, time_budget_s=cfg.time_budget_s,
         # the schedule needs a length: a generous token count that the time budget cuts short
         max_tokens=None, eval_interval=100, eval_tokens=65_536, seed=cfg.seed, dtype="auto",
+        optimizer=cfg.optimizer,
     )
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a demo starts over; real runs use `gpt2 train --resume`

@@ -15,6 +15,8 @@ examples:
   gpt2 eval -m gpt2 --task wikitext2 --data-path wikitext-2/wiki.test.tokens
   GPT2_DATA_DIR=~/data gpt2 eval -m out/run1 --task lambada --task wsc --out results/run1
   gpt2 eval -m gpt2 --task perplexity --data-path my_corpus.txt --stride 512 --limit 1000
+  gpt2 eval -m gpt2 --task paper --out results/gpt2      Table 3: every task with a standard file
+  gpt2 eval -m gpt2 --task hellaswag                     acc / acc_norm, lm-eval's and llm.c's
 
 Without --data-path a task reads its standard file in the data directory ($GPT2_DATA_DIR, default
 ~/.cache/gpt2) and downloads it there first if it is missing (`gpt2 data list` shows the sources):
@@ -34,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG.format(tasks=tasks),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", "-t", action="append", required=True, choices=list(TASKS), metavar="TASK",
-                   help=f"task to run, repeatable: {', '.join(TASKS)}")
+    p.add_argument("--task", "-t", action="append", required=True, choices=[*TASKS, "paper"], metavar="TASK",
+                   help=f"task to run, repeatable: {', '.join(TASKS)}; paper = every task of the paper's Table 3 "
+                   "that has a standard file (the files are downloaded once)")
     p.add_argument("--data-path", default=None, metavar="FILE",
                    help="the task's data file (one task only); default: its standard file in the data directory, "
                    "downloaded once")
@@ -57,11 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gpt2.errors import DataError
-    from gpt2.evaluation import markdown_table, resolve_data_path, run_task, write_results
-    from gpt2.evaluation.report import paper_size
+    from gpt2.evaluation import TASKS, markdown_table, resolve_data_path, run_task, write_results
+    from gpt2.evaluation.report import PAPER_ROWS, paper_size
     from gpt2.hardware import dtype_name
 
-    tasks = list(dict.fromkeys(args.task))
+    paper = [task for task, *_ in PAPER_ROWS if TASKS[task].default_path is not None]
+    tasks = list(dict.fromkeys(t for name in args.task for t in (paper if name == "paper" else [name])))
     if args.data_path is not None and len(tasks) > 1:
         raise DataError("--data-path names one file, so it takes one --task; use GPT2_DATA_DIR for several")
     checks = (("--limit", args.limit), ("--batch-size", args.batch_size), ("--stride", args.stride))

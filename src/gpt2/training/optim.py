@@ -37,8 +37,60 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
     adamw = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
     if not hidden:
         return adamw
-    muon = torch.optim.Muon(hidden, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
+    muon = Muon(hidden, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
     return Optimizers(muon, adamw)
+
+
+class Muon(torch.optim.Muon):
+    """torch.optim.Muon, except that on a CPU without native bfloat16 (AVX2, AVX-512 without BF16) the
+    Newton-Schulz iterations run in float32: torch's run them in bfloat16, which such CPUs emulate about a
+    hundred times slower, enough to make the optimizer cost several times the forward and backward passes.
+    Where bfloat16 is native (CUDA, AMX, AVX512-BF16) this is torch's optimizer unchanged."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        from gpt2.hardware import cpu
+
+        params = [p for g in self.param_groups for p in g["params"]]
+        if not params or params[0].device.type != "cpu" or cpu().bf16_without_emulation:
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.lerp_(p.grad, 1 - momentum)
+                update = p.grad.lerp(buf, momentum) if group["nesterov"] else buf
+                update = newton_schulz(update.float(), group["ns_coefficients"], group["ns_steps"], group["eps"])
+                p.mul_(1 - lr * decay)
+                p.add_(update.to(p.dtype), alpha=-adjusted_lr(lr, group["adjust_lr_fn"], p.shape))
+        return loss
+
+
+def newton_schulz(g: torch.Tensor, coefficients: tuple[float, float, float], steps: int, eps: float) -> torch.Tensor:
+    """Muon's quintic Newton-Schulz iteration (Jordan et al. 2024), in `g`'s own dtype: an approximately
+    orthogonal matrix with `g`'s singular vectors, as torch.optim.Muon computes it in bfloat16."""
+    a, b, c = coefficients
+    x = g.T if g.size(0) > g.size(1) else g
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if g.size(0) > g.size(1) else x
+
+
+def adjusted_lr(lr: float, how: str | None, shape: torch.Size) -> float:
+    """Muon's per-matrix learning rate: Keller Jordan's sqrt(max(1, A/B)), or Moonshot's 0.2 sqrt(max(A, B))
+    (`match_rms_adamw`: the update's RMS of AdamW's, so AdamW's learning rate carries over)."""
+    rows, cols = shape[:2]
+    if how == "match_rms_adamw":
+        return lr * 0.2 * math.sqrt(max(rows, cols))
+    return lr * math.sqrt(max(1, rows / cols)) if how in (None, "original") else lr
 
 
 class Optimizers:
