@@ -93,7 +93,8 @@ class EncoderClassifierDetector(Detector):
     # ---- batches ----
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        # whole texts (cut later, to a window or the context): verbose=False drops the warning that they are long
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
 
     def _window(self, ids: list[int], rng: np.random.Generator | None) -> list[int]:
         """Training (rng): a random window of random length up to max_tokens; scoring: the start, whole."""
