@@ -84,3 +84,11 @@ def test_the_mirror_keeps_the_path_and_query(monkeypatch):
     assert mirrored(URL) == URL
     monkeypatch.setenv("GPT2_DOWNLOAD_MIRROR", "http://127.0.0.1:9/")
     assert mirrored("https://host.example/a/b.json?x=1") == "http://127.0.0.1:9/a/b.json?x=1"
+
+
+def test_a_stale_part_longer_than_the_file_is_fetched_again_whole(file_server, tmp_path):
+    sha = served(file_server)
+    dest = tmp_path / "d.pt"
+    dest.with_name("d.pt.part").write_bytes(DATA + b"left over from another version")
+    download(URL, dest, sha256=sha, progress=False)  # the host answers 416 to the Range: start over
+    assert dest.read_bytes() == DATA and [r for _, r in file_server.requests] == [f"bytes={len(DATA) + 30}-", None]

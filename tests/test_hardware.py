@@ -79,10 +79,10 @@ def test_cuda_auto_rule(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")  # torchrun: one GPU per process
     assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 1)
     assert resolve_device("cuda:0") == torch.device("cuda", 0) and resolve_device("cpu") == torch.device("cpu")
-    for supported, expected in ((True, torch.bfloat16), (False, torch.float32)):  # compute capability >= 8.0
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
-        assert auto_dtype("cuda") == expected
-    assert resolve_dtype("bf16", "cuda") == torch.bfloat16  # no CPU emulation warning on a GPU
+    for capability, expected in (((9, 0), torch.bfloat16), ((8, 0), torch.bfloat16), ((7, 5), torch.float32)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert auto_dtype("cuda") == expected  # a T4 (7.5) emulates bf16: fp32 there
+    assert resolve_dtype("bf16", "cuda") == torch.bfloat16  # honoured as asked
 
 
 def test_bad_names_are_refused_with_the_choices():

@@ -5,6 +5,7 @@ LayerNorm's bias is nudged towards <|endoftext|> so that some samples end before
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import subprocess
@@ -245,6 +246,9 @@ def test_resume_needs_the_same_options(tmp_path, model, tokenizer):
     assert outputs.existing_seed(tmp_path, "nano-k40") == 1
     with pytest.raises(DataError, match=r"different run of nano-k40 \(seed: 1 there, 2 now\)"):
         outputs.generate_outputs(model, tokenizer, spec(seed=2, splits="2", max_new=4), tmp_path)
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)  # bf16 samples differ: a resume must not mix them in
+    with pytest.raises(DataError, match=r"dtype: 'fp32' there, 'bf16' now"):
+        outputs.generate_outputs(bf16, tokenizer, spec(splits="2", max_new=4), tmp_path)
 
 
 def test_corrupt_line_is_an_error_naming_the_line(tmp_path, model, tokenizer):

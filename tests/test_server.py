@@ -340,6 +340,37 @@ def test_concurrent_requests_decode_in_one_batch(make_client, model, tokenizer):
         assert texts(r) == ref, body
 
 
+class FailingGPT(GPT):
+    """Fails its second one-token decoding step (an out-of-memory, say)."""
+
+    decode_steps = 0
+
+    def forward(self, idx, *args, **kwargs):
+        if idx.size(1) == 1:
+            self.decode_steps += 1
+            if self.decode_steps == 2:
+                raise RuntimeError("boom")
+        return super().forward(idx, *args, **kwargs)
+
+
+def test_a_failed_step_still_completes_the_requests_that_had_finished(make_client, model, tokenizer):
+    """The short request's rows finish on the step before the failure: it is answered, not left waiting."""
+    failing = FailingGPT(model.config)
+    failing.load_state_dict(model.state_dict())
+    client = make_client(model=failing.eval(), max_batch=4)
+    scheduler = client.app.state.scheduler
+    scheduler.pause()
+    with ThreadPoolExecutor(2) as pool:
+        short = pool.submit(client.post, "/v1/completions", json={"prompt": "hello", "max_tokens": 2, "seed": 1})
+        long = pool.submit(client.post, "/v1/completions", json={"prompt": "world", "max_tokens": 20, "seed": 2})
+        wait_for(lambda: scheduler.waiting == 2)
+        scheduler.resume()
+        short, long = short.result(timeout=30), long.result(timeout=30)
+    assert short.status_code == 200 and short.json()["usage"]["completion_tokens"] == 2
+    assert long.status_code == 500 and "generation failed: RuntimeError: boom" in long.json()["error"]["message"]
+    assert scheduler.stats.failed == 1 and scheduler.stats.completed == 1
+
+
 def test_a_request_joins_a_running_batch(make_client, model, tokenizer):
     client = make_client(max_batch=4)
     scheduler = client.app.state.scheduler

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import zipfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,24 +125,23 @@ def _sha_file(path: Path) -> Path:
 
 def _extract(archive: Path, member: str, dest: Path) -> None:
     """Copy `member` out of a zip or tar archive to `dest`, atomically."""
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                opened = z.open(member)
-        else:
-            tar = tarfile.open(archive)
-            opened = tar.extractfile(member)
-            if opened is None:
-                raise KeyError(member)
-    except (KeyError, tarfile.TarError, zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{archive}: cannot read {member} from it ({type(e).__name__}: {e}); remove the archive "
-                        "to download it again") from None
 
     def write(tmp: Path) -> None:
-        with opened, open(tmp, "wb") as out:
-            shutil.copyfileobj(opened, out, 1 << 20)
+        with ExitStack() as stack:
+            if zipfile.is_zipfile(archive):
+                source = stack.enter_context(stack.enter_context(zipfile.ZipFile(archive)).open(member))
+            else:
+                source = stack.enter_context(tarfile.open(archive)).extractfile(member)
+                if source is None:
+                    raise KeyError(member)
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
 
-    atomic_write(dest, write)
+    try:
+        atomic_write(dest, write)
+    except (KeyError, tarfile.TarError, zipfile.BadZipFile) as e:
+        raise DataError(f"{archive}: cannot read {member} from it ({type(e).__name__}: {e}); remove the archive "
+                        "to download it again") from None
 
 
 def status() -> list[dict[str, object]]:

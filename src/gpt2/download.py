@@ -49,8 +49,9 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, pr
         _fetch(source, part, progress)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         reason = getattr(e, "reason", None) or e
-        raise DownloadError(f"could not download {source} ({reason}); offline, fetch it elsewhere and put it at "
-                            f"{dest}") from None
+        kept = " (what arrived is kept: run again to resume)" if part.is_file() and part.stat().st_size else ""
+        raise DownloadError(f"could not download {source} ({reason}){kept}; offline, fetch it elsewhere and put it "
+                            f"at {dest}") from None
     if sha256 is not None:
         actual = file_sha256(part)
         if actual != sha256:
@@ -80,9 +81,11 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
     try:
         response = urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as e:
-        if e.code != 416 or not have:  # 416: nothing left to send, the part is whole
+        if e.code != 416 or not have:
             raise
-        return
+        # 416: the part is as long as the file, or longer (a stale part of another version): fetch it whole
+        part.unlink()
+        return _fetch(url, part, progress)
     with response:
         resumed = have and response.status == 206
         if not resumed:

@@ -167,8 +167,8 @@ def auto_dtype(device: torch.device | str) -> torch.dtype:
     """bfloat16 where this device multiplies it natively, float32 elsewhere: the same rule for training
     (as autocast's compute dtype) and inference (as the weights' dtype)."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cuda":  # tensor cores with bf16 from compute capability 8.0 (Ampere); earlier ones emulate
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float32
     if device.type == "cpu":
         return torch.bfloat16 if cpu().native_bf16 else torch.float32
     return torch.float32

@@ -29,7 +29,7 @@ def load_for_inference(name: str | os.PathLike, device: str | torch.device | Non
     weights in oneDNN's layout where this machine can (gpt2.packing), else keep the plain layout.
     """
     tokenizer = load_tokenizer(name)  # first: it is quick, and its errors need no model load
-    device = resolve_device(device)
+    device = resolve_device("cpu" if dtype == INT8 and device in (None, "auto") else device)
     if dtype == INT8:
         if device.type != "cpu":
             raise ConfigError(f"--dtype int8 runs on the CPU only; got --device {device}")

@@ -161,7 +161,7 @@ class OutputSpec:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> OutputSpec:
-        d = {k: v for k, v in d.items() if k not in ("format", "dataset", "shards")}
+        d = {k: v for k, v in d.items() if k not in ("format", "dataset", "shards", "dtype")}
         return cls(**{**d, "sampling": parse_sampling(d["sampling"])})
 
 
@@ -240,14 +240,17 @@ def _recover(path: Path, expected: range) -> set[int]:
     return done
 
 
-def _check_manifest(path: Path, spec: OutputSpec, shards: int) -> None:
-    """Write the manifest, or check that an existing one describes the same dataset."""
-    want = {**spec.to_json(), "shards": shards}
+def _check_manifest(path: Path, spec: OutputSpec, shards: int, dtype: str) -> None:
+    """Write the manifest, or check that an existing one describes the same dataset, sampled in the same
+    dtype (bf16 and fp32 samples differ: a resumed run or another shard must not mix them)."""
+    want = {**spec.to_json(), "shards": shards, "dtype": dtype}
     if path.exists():
         try:
             have = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise DataError(f"{path}: unreadable manifest ({e}); remove it to start over") from None
+        if "dtype" not in have:  # written before the dtype was recorded
+            want.pop("dtype")
         diff = sorted(k for k in set(want) | set(have) if k != "model" and want.get(k) != have.get(k))
         if diff:
             detail = ", ".join(f"{k}: {have.get(k)!r} there, {want.get(k)!r} now" for k in diff)
@@ -327,7 +330,9 @@ def generate_outputs(
                         "use the tokenizer saved with the checkpoint")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(manifest_path(out_dir, spec.dataset), spec, shard[1])
+    from gpt2.hardware import dtype_name
+
+    _check_manifest(manifest_path(out_dir, spec.dataset), spec, shard[1], dtype_name(model.dtype))
     result = Progress(batch_size=batch_size)
     todo = _todo(spec, out_dir, shard, result)
     bar = tqdm(total=sum(map(len, todo.values())), desc=spec.dataset, unit="sample", disable=not progress)

@@ -445,20 +445,28 @@ class DecodeBatch:
             tokens[index] = sample_tokens(self.logits[index], [self.rows[i] for i in members], options)
         return tokens
 
-    @torch.inference_mode()
     def advance(self, tokens: torch.Tensor) -> list[SampleRow]:
-        """Drop the rows that have finished (returned) and feed the others their `tokens` (one per row of
-        the batch before the drop) in one forward pass."""
+        """`retire`, then `step` the rows that remain; returns the finished rows."""
+        finished, tokens = self.retire(tokens)
+        if self.rows:
+            self.step(tokens)
+        return finished
+
+    def retire(self, tokens: torch.Tensor) -> tuple[list[SampleRow], torch.Tensor]:
+        """Drop the rows that have finished; returns them and the `tokens` (one per row of the batch before
+        the drop) of the rows that remain."""
         keep = [i for i, r in enumerate(self.rows) if r.finish_reason is None]
         finished = self.drop([i for i, r in enumerate(self.rows) if r.finish_reason is not None])
-        if self.rows:
-            tokens = tokens[keep] if finished else tokens
-            if self.mask is not None:
-                self.mask = F.pad(self.mask, (0, 1), value=1)
-            logits, _ = self.model(tokens.view(-1, 1).to(self.model.device), kv_cache=self.cache,
-                                   attention_mask=self.mask)
-            self.logits = logits[:, -1]
-        return finished
+        return finished, (tokens[keep] if finished else tokens)
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor) -> None:
+        """Feed every row its next token (B,) in one forward pass; the next logits replace `logits`."""
+        if self.mask is not None:
+            self.mask = F.pad(self.mask, (0, 1), value=1)
+        logits, _ = self.model(tokens.view(-1, 1).to(self.model.device), kv_cache=self.cache,
+                               attention_mask=self.mask)
+        self.logits = logits[:, -1]
 
     def drop(self, indices: Sequence[int]) -> list[SampleRow]:
         """Remove these rows (finished or cancelled) and trim padding no remaining row needs; return them."""

@@ -253,7 +253,7 @@ def load_openai(size: str, out: str | os.PathLike, *, checkpoint: str | os.PathL
         t.AutoConfig.from_pretrained(config or base, num_labels=2))
     model.load_state_dict(map_openai_state_dict(state, model))
     det = EncoderClassifierDetector(backbone=base)
-    det.model, det.tokenizer = model.eval(), t.AutoTokenizer.from_pretrained(tokenizer or config or base)
+    det.model, det.tokenizer = model.to(det.device).eval(), t.AutoTokenizer.from_pretrained(tokenizer or config or base)
     det.info = {"source": url if not checkpoint else str(path), "sha256": file_sha256(path),
                 "trained_by": "OpenAI (RoBERTa fine-tuned on GPT-2 1.5B outputs, temperature 1 and nucleus)"}
     det.save(out)

@@ -43,7 +43,7 @@ class GLTRDetector(Detector):
         self.progress = False
 
     def config(self) -> dict[str, Any]:
-        return {"model": self.model, "max_tokens": self.max_tokens, "dtype": self.dtype,
+        return {"model": self.model, "max_tokens": self.max_tokens, "dtype": lm.used_dtype(self.dtype, self.device),
                 "batch_tokens": self.batch_tokens, "cs": self.cs}
 
     def scorer(self) -> lm.Scorer:

@@ -158,6 +158,14 @@ class Scorer:
         return [self._memo[t] for t in texts]
 
 
+def used_dtype(dtype: str, device: str) -> str:
+    """The dtype `auto` stands for on this machine: what a detector's detector.json records, so that a
+    threshold calibrated in one dtype is applied in that dtype elsewhere."""
+    from gpt2.hardware import auto_dtype, dtype_name, resolve_device
+
+    return dtype_name(auto_dtype(resolve_device(device))) if dtype == "auto" else dtype
+
+
 _SCORERS: dict[tuple, Scorer] = {}
 _MODELS: dict[tuple, object] = {}
 

@@ -49,8 +49,9 @@ class ZeroShotDetector(Detector):
         self.progress = False
 
     def config(self) -> dict[str, Any]:
-        return {"model": self.model, **self.models, "max_tokens": self.max_tokens, "dtype": self.dtype,
-                "batch_tokens": self.batch_tokens, "center": self.center, "scale": self.scale}
+        return {"model": self.model, **self.models, "max_tokens": self.max_tokens,
+                "dtype": lm.used_dtype(self.dtype, self.device), "batch_tokens": self.batch_tokens,
+                "center": self.center, "scale": self.scale}
 
     @classmethod
     def _from_files(cls, directory: Path, config: dict[str, Any]) -> Detector:

@@ -50,7 +50,8 @@ def read_hellaswag(path: str | os.PathLike, limit: int | None = None) -> list[Ex
         if not line.strip():
             continue
         row = parse_record(line, f"{path}: line {number}", FIELDS)
-        endings, label = row["endings"], int(row["label"])
+        endings, label = row["endings"], str(row["label"]).strip()
+        label = int(label) if label.isdigit() else -1
         if len(endings) < 2 or not all(isinstance(e, str) for e in endings) or not 0 <= label < len(endings):
             raise DataError(f"{path}: line {number}: expected at least two string endings and a label among "
                             f"them; got {len(endings)} endings and label {row['label']!r}")
@@ -97,7 +98,8 @@ def evaluate_hellaswag(model, tokenizer, path: str | os.PathLike, *, limit: int 
         k = len(ex.endings)
         choices = {
             "acc_lm_eval": [s.logprob for s in h[at : at + k]],
-            "acc_norm_lm_eval": [s.logprob / n for s, n in zip(h[at : at + k], chars[at : at + k], strict=True)],
+            "acc_norm_lm_eval": [s.logprob / max(n, 1) for s, n in zip(h[at : at + k], chars[at : at + k],
+                                                                       strict=True)],
             "acc_llm_c": [s.logprob for s in p[at : at + k]],
             "acc_norm_llm_c": [s.logprob / len(s.logprobs) for s in p[at : at + k]],
         }

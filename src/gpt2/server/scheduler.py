@@ -221,9 +221,11 @@ class Scheduler:
             seq.add(token, record)
             seq.emit()
         self.stats.tokens += len(batch.rows)
-        for seq in batch.advance(tokens):
+        finished, tokens = batch.retire(tokens)
+        for seq in finished:  # before the step: if it fails, these requests are complete all the same
             self._seq_finished(seq)
         if batch.rows:
+            batch.step(tokens)
             rows = len(batch.rows)
             self.stats.steps += 1
             self.stats.largest_step = max(self.stats.largest_step, rows)

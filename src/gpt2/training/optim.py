@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from gpt2.errors import ConfigError
+
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -26,7 +28,7 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
         blocks = {id(p) for name, p in model.named_parameters() if ".h." in f".{name}"}
         hidden = [p for p in params if p.dim() == 2 and id(p) in blocks]
     elif optimizer != "adamw":
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
     rest = [p for p in params if all(p is not q for q in hidden)]
     groups = [
         {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
@@ -37,11 +39,16 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
     adamw = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
     if not hidden:
         return adamw
+    if _TorchMuon is object:
+        raise ConfigError(f"--optimizer muon needs torch.optim.Muon (torch >= 2.9); this is torch {torch.__version__}")
     muon = Muon(hidden, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
     return Optimizers(muon, adamw)
 
 
-class Muon(torch.optim.Muon):
+_TorchMuon = getattr(torch.optim, "Muon", object)  # torch >= 2.9; `object` keeps this module importable before
+
+
+class Muon(_TorchMuon):
     """torch.optim.Muon, except that on a CPU without native bfloat16 (AVX2, AVX-512 without BF16) the
     Newton-Schulz iterations run in float32: torch's run them in bfloat16, which such CPUs emulate about a
     hundred times slower, enough to make the optimizer cost several times the forward and backward passes.
@@ -63,7 +70,10 @@ class Muon(torch.optim.Muon):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buf = state["momentum_buffer"]
                 buf.lerp_(p.grad, 1 - momentum)
                 update = p.grad.lerp(buf, momentum) if group["nesterov"] else buf
                 update = newton_schulz(update.float(), group["ns_coefficients"], group["ns_steps"], group["eps"])

@@ -10,7 +10,8 @@ const BUCKETS = [
   ["rest", "further down"],
 ];
 let controller = null; // aborts the running generation
-let checking = null; // aborts the running check when a newer one starts
+let checking = false; // a check is in flight: a newer text waits for it instead of piling up on the server
+let checkAgain = false; // the text changed while a check was in flight
 let checkTimer = null; // the debounce of checking as the user types
 const CHECK_DELAY_MS = 600; // typing pauses this long before the text is checked
 
@@ -142,29 +143,36 @@ async function generate() {
 // ---- check ----
 
 // Check the text: on the button (`live` false), or a pause in typing (`live` true, quiet when empty).
-// A newer check aborts an older one, so the result shown is always the latest text's.
+// One check at a time: the server runs every request it receives, so a text typed meanwhile is checked
+// when the running one returns, and a result is shown only if the box still holds the text it is for.
 async function check(live) {
   showError("");
   const text = $("check-text").value;
   if (!text.trim()) {
-    if (!live) showError("Paste a text to check first.");
+    if (live) $("result").hidden = true; // nothing to show for an empty box
+    else showError("Paste a text to check first.");
     return;
   }
-  if (checking) checking.abort();
-  const mine = (checking = new AbortController());
+  if (checking) {
+    checkAgain = true;
+    return;
+  }
+  checking = true;
   $("check-status").textContent = "Checking…";
   try {
-    const response = await post("/v1/detect", { text, alternatives: 5 }, mine.signal);
+    const response = await post("/v1/detect", { text, alternatives: 5 });
     const data = await response.json();
-    if (mine !== checking) return; // a newer check has started
-    render(data);
+    if ($("check-text").value === text) render(data);
     $("check-status").textContent = "";
   } catch (error) {
-    if (error.name === "AbortError") return;
     $("check-status").textContent = "";
     showError(error.message);
   } finally {
-    if (mine === checking) checking = null;
+    checking = false;
+    if (checkAgain) {
+      checkAgain = false;
+      check(true);
+    }
   }
 }
 
