@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data
+from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, train_epochs
 from gpt2.hardware import resolve_device, resolve_dtype
 
 BACKBONE_DIR = "backbone"
@@ -121,14 +121,11 @@ class ClassifierDetector(Detector):
         no_decay = [p for p in params if p.dim() < 2]  # biases and LayerNorm gains, as GPT-2's training
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
-        history, best, best_state, stale = [], None, None, 0
-        for epoch in range(1, self.max_epochs + 1):
+
+        def train_epoch(epoch: int) -> float:
             self.backbone.train()
-            order = rng.permutation(len(encoded))
-            total = 0.0
-            bar = tqdm(range(0, len(order), self.batch_size), desc=f"epoch {epoch}",
-                       disable=not self.progress)
-            for a in bar:
+            order, total = rng.permutation(len(encoded)), 0.0
+            for a in tqdm(range(0, len(order), self.batch_size), desc=f"epoch {epoch}", disable=not self.progress):
                 batch = order[a : a + self.batch_size]
                 logits = self._logits([self._window(encoded[i], rng) for i in batch])
                 loss = F.binary_cross_entropy_with_logits(
@@ -137,28 +134,22 @@ class ClassifierDetector(Detector):
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(batch)
-            record = {"epoch": epoch, "train_loss": total / len(order)}
-            if valid is not None:
-                z = self._predict_logits(v_encoded)
-                record["valid_loss"] = _bce(z, v_labels)
-                record["valid_accuracy"] = float(np.mean((z > 0) == (v_labels == 1)))
-                key = (record["valid_accuracy"], -record["valid_loss"])
-                if best is None or key > best:
-                    best, stale = key, 0
-                    best_state = (copy.deepcopy(self.backbone.state_dict()),
-                                  copy.deepcopy(self.head.state_dict()))
-                    record["best"] = True
-                else:
-                    stale += 1
-            history.append(record)
-            if valid is not None and stale >= self.patience:
-                break
-        if best_state is not None:
-            self.backbone.load_state_dict(best_state[0])
-            self.head.load_state_dict(best_state[1])
+            return total / len(order)
+
+        def validate() -> tuple[float, float]:
+            z = self._predict_logits(v_encoded)
+            return _bce(z, v_labels), float(np.mean((z > 0) == (v_labels == 1)))
+
+        def restore(state) -> None:
+            self.backbone.load_state_dict(state[0])
+            self.head.load_state_dict(state[1])
+
+        self.info = train_epochs(train_epoch, None if valid is None else validate,
+                                 lambda: (copy.deepcopy(self.backbone.state_dict()),
+                                          copy.deepcopy(self.head.state_dict())),
+                                 restore, self.max_epochs, self.patience)
+        self.info["train_texts"] = len(encoded)
         self.backbone.eval()
-        self.info = {"epochs": history, "train_texts": len(encoded),
-                     "best_epoch": max((h["epoch"] for h in history if h.get("best")), default=len(history))}
         return self
 
     def score(self, texts: Sequence[str]) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data
+from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, train_epochs
 from gpt2.hardware import resolve_device
 
 MACHINE, HUMAN = 0, 1  # OpenAI's label order: softmax(logits)[0] is P(fake), [1] is P(real)
@@ -141,27 +141,18 @@ class EncoderClassifierDetector(Detector):
         checked = None if valid is None else (self._encode(list(valid[0]) + list(valid[1])),
                                              np.r_[np.full(len(valid[0]), HUMAN), np.full(len(valid[1]), MACHINE)])
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        history, best, best_state, stale = [], None, None, 0
-        for epoch in range(1, self.max_epochs + 1):
-            record = {"epoch": epoch, "train_loss": self._epoch(encoded, labels, optimizer, rng, epoch)}
-            if checked is not None:
-                z = self._predict_logits(checked[0])
-                record["valid_loss"] = float(F.cross_entropy(torch.from_numpy(z), torch.from_numpy(checked[1])))
-                record["valid_accuracy"] = float(np.mean(z.argmax(1) == checked[1]))
-                key = (record["valid_accuracy"], -record["valid_loss"])
-                if best is None or key > best:
-                    best, stale, record["best"] = key, 0, True
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    stale += 1
-            history.append(record)
-            if checked is not None and stale >= self.patience:
-                break
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+
+        def validate() -> tuple[float, float]:
+            z = self._predict_logits(checked[0])
+            loss = float(F.cross_entropy(torch.from_numpy(z), torch.from_numpy(checked[1])))
+            return loss, float(np.mean(z.argmax(1) == checked[1]))
+
+        self.info = train_epochs(lambda epoch: self._epoch(encoded, labels, optimizer, rng, epoch),
+                                 None if checked is None else validate,
+                                 lambda: copy.deepcopy(self.model.state_dict()), self.model.load_state_dict,
+                                 self.max_epochs, self.patience)
+        self.info["train_texts"] = len(encoded)
         self.model.eval()
-        self.info = {"epochs": history, "train_texts": len(encoded),
-                     "best_epoch": max((h["epoch"] for h in history if h.get("best")), default=len(history))}
         return self
 
     def _epoch(self, encoded: list[list[int]], labels: np.ndarray, optimizer, rng: np.random.Generator,
