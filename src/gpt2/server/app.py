@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -202,7 +201,7 @@ def _add_routes(app: FastAPI, server: _Server, api_key: str | None) -> None:
             "max_tokens_limit": server.max_tokens_limit, "auth_required": api_key is not None,
             "detector": detector.name if detector is not None else None,
             "running": scheduler.running, "waiting": scheduler.waiting,
-            "max_batch": scheduler.max_batch, "max_queue": scheduler.max_queue, "stats": asdict(scheduler.stats),
+            "max_batch": scheduler.max_batch, "max_queue": scheduler.max_queue, "stats": scheduler.stats.snapshot(),
         }
 
     @app.get("/", include_in_schema=False)

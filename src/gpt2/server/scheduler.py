@@ -49,6 +49,11 @@ class Stats:
     calls: int = 0  # other model work run by the worker (e.g. /v1/detect)
     batch_sizes: dict[int, int] = field(default_factory=dict)  # rows per decode step -> how many steps
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as a dict, safe to take while the worker updates them: the copies are single C-level
+        operations under the GIL (dataclasses.asdict iterates in Python and can see `batch_sizes` change)."""
+        return {**vars(self), "batch_sizes": self.batch_sizes.copy()}
+
 
 class Scheduler:
     def __init__(self, model: GPT, tokenizer: Any, *, max_batch: int = 8, max_queue: int = 64) -> None:
