@@ -104,7 +104,7 @@ def test_a_process_limited_to_avx2_sees_an_avx2_machine():
     """What CI's second pass relies on: these variables make any AVX-512 machine an AVX2 one for PyTorch's
     kernels, and the hardware module follows them (on an AVX2 machine nothing changes)."""
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-    out = subprocess.run([sys.executable, "-m", "gpt2.hardware"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "gpt2", "info", "--machine"], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert "[avx2]" in out or "[baseline]" in out, out
     assert "bf16 on cpu     emulated" in out and "dtype fp32" in out

@@ -17,7 +17,7 @@ CPU classes) and float32 elsewhere; asking for bfloat16 where it is emulated wor
 The class is what PyTorch's kernels will really use, not only what the processor has: ATen's dispatch level
 (`ATEN_CPU_CAPABILITY`) and oneDNN's ISA limit (`ONEDNN_MAX_CPU_ISA`) can lower it. So
 `ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2` runs any AVX-512 machine as an AVX2 one, which is how
-CI checks the AVX2 paths (`python -m gpt2.hardware` prints what this process sees).
+CI checks the AVX2 paths (`gpt2 info --machine` prints what the process sees).
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def packed_dtypes() -> frozenset[torch.dtype]:
 # ---- what to print ----
 
 def summary() -> dict[str, str]:
-    """What this process sees, for `python -m gpt2.hardware`, `gpt2 info --machine` and CI logs."""
+    """What this process sees, for `gpt2 info --machine` and CI logs."""
     c = cpu()
     out = {
         "cpu": c.describe(),
@@ -263,7 +263,3 @@ def summary() -> dict[str, str]:
 
 def report() -> str:
     return "\n".join(f"{key:<15} {value}" for key, value in summary().items())
-
-
-if __name__ == "__main__":
-    print(report())
