@@ -134,3 +134,19 @@ def test_the_output_dataset_is_in_the_registry_under_its_file_names():
     assert source.url == "https://openaipublic.azureedge.net/gpt-2/output-dataset/v1/small-117M-k40.train.jsonl"
     assert source.path == "gpt2-output/small-117M-k40.train.jsonl"
     assert json.dumps(datasets.status()[0])  # the listing is JSON-able
+
+
+def test_detect_benchmark_fetches_openais_output_dataset(file_server, tmp_path, capsys):
+    """`gpt2 detect benchmark --dataset openai`: the six files it needs come through the registry, then
+    TF-IDF trains on train, picks C on valid and is tested on test, as OpenAI's baseline."""
+    for split, n in (("train", 30), ("valid", 12), ("test", 12)):
+        for name, words in (("webtext", "river stone light bread"), ("small-117M-k40", "kernel module function")):
+            rows = [{"id": i, "ended": True, "length": 9, "text": f"{words} {i} " * 5} for i in range(n)]
+            source = datasets.SOURCES[f"gpt2-output/{name}.{split}"]
+            serve(file_server, source.url, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert main(["detect", "benchmark", "--dataset", "openai", "--detectors", "tfidf", "--limit", "20",
+                 "--out", str(tmp_path / "report"), "--no-progress"]) == 0
+    assert len(file_server.requests) == 6
+    md = capsys.readouterr().out
+    assert "| tfidf | 100.00% | 1.0000 |" in md and "train 20 + 20, valid 12 + 12, test 12 + 12" in md
+    assert main(["detect", "benchmark", "--out", str(tmp_path / "x")]) == 2  # neither --data-dir nor --dataset

@@ -183,7 +183,12 @@ def _add_matrix(sub: argparse._SubParsersAction) -> None:
 
 def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("benchmark", help="every detector on the shared gpt2-output subsets")
-    b.add_argument("--data-dir", required=True, metavar="DIR", help="the gpt2-output subsets' directory")
+    b.add_argument("--data-dir", default=None, metavar="DIR", help="the gpt2-output subsets' directory")
+    b.add_argument("--dataset", choices=("openai",), default=None,
+                   help="openai: OpenAI's full webtext and small-117M-k40 files (train/valid/test), downloaded "
+                   "once into the data directory; their own splits, as OpenAI's TF-IDF baseline")
+    b.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="with --dataset: read at most N texts of each file (the train files hold 250,000)")
     b.add_argument("--model", "-m", default=None, metavar="DIR", help="scoring / backbone checkpoint")
     b.add_argument("--observer", default=None, metavar="DIR", help="binoculars' observer checkpoint")
     b.add_argument("--backbone", default=None, metavar="NAME_OR_DIR",
@@ -292,12 +297,22 @@ def run_matrix(args: argparse.Namespace) -> int:
 def run_benchmark(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gpt2.detection import DetectorError
     from gpt2.detection.report import REAL_DATA_DETECTORS, real_data_benchmark
 
+    if (args.data_dir is None) == (args.dataset is None):
+        raise DetectorError("give --data-dir (the shared subsets) or --dataset openai (OpenAI's full files)")
+    data_dir, protocol = args.data_dir, args.protocol
+    if args.dataset == "openai":
+        from gpt2.datasets import fetch
+
+        paths = [fetch(f"gpt2-output/{name}.{split}", progress=not args.no_progress)
+                 for name in ("webtext", "small-117M-k40") for split in ("train", "valid", "test")]
+        data_dir, protocol = paths[0].parent, "openai"
     default = (*REAL_DATA_DETECTORS, *(["encoder-classifier"] if args.backbone else []))
-    real_data_benchmark(args.data_dir, args.out, detectors=args.detectors or default, backbone=args.backbone,
-                        model=args.model,
-                        observer=args.observer, max_tokens=args.max_tokens, protocol=args.protocol,
+    real_data_benchmark(data_dir, args.out, detectors=args.detectors or default, backbone=args.backbone,
+                        model=args.model, limit=args.limit,
+                        observer=args.observer, max_tokens=args.max_tokens, protocol=protocol,
                         classifier_options={"max_epochs": args.classifier_epochs, "lr": args.classifier_lr},
                         progress=not args.no_progress)
     print(Path(args.out, "results.md").read_text(encoding="utf-8"))

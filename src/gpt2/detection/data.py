@@ -86,10 +86,13 @@ class Split:
     fake: Texts
 
 
-PROTOCOLS = ("subsets", "pooled")
+PROTOCOLS = ("subsets", "pooled", "openai")
+# protocol "openai": OpenAI's full files, as `gpt2 data get gpt2-output/...` (gpt2.datasets) fetches them
+OPENAI_FILES = {"real": "webtext.{split}.jsonl", "fake": "small-117M-k40.{split}.jsonl"}
 
 
-def real_data_splits(directory: str | os.PathLike, protocol: str = "subsets") -> dict[str, Split]:
+def real_data_splits(directory: str | os.PathLike, protocol: str = "subsets", limit: int | None = None
+                     ) -> dict[str, Split]:
     """train / valid / test from the gpt2-output subsets, human and machine balanced in every split.
 
     protocol "subsets" keeps the files' own train/valid roles:
@@ -108,6 +111,9 @@ def real_data_splits(directory: str | os.PathLike, protocol: str = "subsets") ->
     if protocol not in PROTOCOLS:
         raise DataError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     directory = Path(directory)
+    if protocol == "openai":  # the files' own splits, as OpenAI's baseline; `limit` texts per file
+        return {split: Split(*(read_texts(directory / OPENAI_FILES[side].format(split=split), limit)
+                               for side in ("real", "fake"))) for split in ("train", "valid", "test")}
     paths = {k: directory / v for k, v in REAL_DATA_FILES.items()}
     for p in paths.values():
         if not p.is_file():

@@ -177,6 +177,7 @@ def real_data_benchmark(
     protocol: str = "subsets",
     classifier_options: dict[str, Any] | None = None,
     backbone: str | None = None,
+    limit: int | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every detector on the gpt2-output subsets (`data.real_data_splits`), beside
@@ -184,7 +185,7 @@ def real_data_benchmark(
     binoculars also needs `observer`, encoder-classifier a `backbone` (an encoder transformers loads)."""
     from gpt2.detection import make_detector
 
-    splits = real_data_splits(data_dir, protocol)
+    splits = real_data_splits(data_dir, protocol, limit)
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
@@ -202,7 +203,7 @@ def real_data_benchmark(
         r.update(fit_seconds=round(fit_seconds, 2), info=det.info,
                  model=options.get("model") or options.get("backbone"))
         results.append(r)
-    write_report(results, out_dir, title=f"Detection on the gpt2-output subsets (117M top-k 40 vs WebText; "
+    write_report(results, out_dir, title=f"Detection on gpt2-output (117M top-k 40 vs WebText; "
                                          f"{protocol} split)")
     md = Path(out_dir) / "results.md"
     note = [
