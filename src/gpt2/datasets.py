@@ -98,8 +98,12 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     dest = source.local()
     if dest.is_file() and (source.sha256 is None or _recorded_sha256(dest) == source.sha256):
         return dest
-    if source.member is None:
+    if source.member is None and source.sha256 is not None:  # download() verified it: no second hash
         download(source.url, dest, sha256=source.sha256, progress=progress)
+        atomic_write_text(_sha_file(dest), source.sha256 + "\n")
+        return dest
+    if source.member is None:
+        download(source.url, dest, progress=progress)
     else:
         archive = download(source.url, cache_path("archives", Path(source.url).name), progress=progress)
         _extract(archive, source.member, dest)
