@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,19 +110,39 @@ def serve_in_thread(app) -> Iterator[str]:
 
 class FileServer:
     """A loopback HTTP server for the files under `root` (a URL's path is the file's path below it), with
-    Range requests as real hosts answer them. `requests` records (path, Range header) of every GET;
-    `ranges=False` makes it ignore Range (a host that always sends the whole file)."""
+    Range requests as real hosts answer them. `requests` records (method, path, Range header) of every
+    request; `ranges=False` makes it ignore Range (a host that always sends the whole file).
+
+    It also answers as the Hugging Face Hub does for the dataset files under `root/hub/<owner>/<name>/`
+    (HF_ENDPOINT pointed here): `HEAD|GET /datasets/<repo>/resolve/<revision>/<path>` with the headers
+    huggingface_hub reads (X-Repo-Commit, an ETag that is the file's sha256, as for LFS files) and
+    `GET /api/datasets/<repo>/tree/<revision>/<folder>` listing the files below a folder. `etags` maps
+    a repo path ("owner/name/path") to the ETag to announce instead (a file that does not match it)."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
     def __init__(self, root: Path, ranges: bool = True) -> None:
         import http.server
 
-        self.root, self.ranges, self.requests = Path(root), ranges, []
+        self.root, self.ranges, self.requests, self.etags = Path(root), ranges, [], {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                server.requests.append((self.path, self.headers.get("Range")))
-                path = server.root / self.path.lstrip("/")
+            def do_HEAD(self):  # noqa: N802 (http.server's names)
+                self._answer(body=False)
+
+            def do_GET(self):  # noqa: N802
+                self._answer(body=True)
+
+            def _answer(self, body: bool) -> None:
+                server.requests.append((self.command, self.path, self.headers.get("Range")))
+                url = urllib.parse.urlsplit(self.path)
+                parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+                if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "tree":
+                    return self._tree("/".join(parts[2:4]), "/".join(parts[6:]))
+                hub = parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve"
+                repo_path = "/".join(parts[1:3] + parts[5:]) if hub else None
+                path = server.root / ("hub/" + repo_path if hub else url.path.lstrip("/"))
                 if not path.is_file():
                     self.send_error(404)
                     return
@@ -135,9 +158,31 @@ class FileServer:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
+                if hub:
+                    etag = server.etags.get(repo_path) or hashlib.sha256(data).hexdigest()
+                    self.send_header("X-Repo-Commit", server.COMMIT)
+                    self.send_header("ETag", f'"{etag}"')
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
-                self.wfile.write(data[start:])
+                if body:
+                    self.wfile.write(data[start:])
+
+            def _tree(self, repo: str, folder: str) -> None:
+                base = server.root / "hub" / repo
+                found = sorted(p for p in (base / folder).rglob("*") if p.is_file()) if folder else []
+                entries = [{"type": "file", "path": str(p.relative_to(base)), "size": p.stat().st_size,
+                            "oid": hashlib.sha1(p.read_bytes()).hexdigest(),
+                            "lfs": {"oid": hashlib.sha256(p.read_bytes()).hexdigest(), "size": p.stat().st_size,
+                                    "pointerSize": 134}} for p in found]
+                if not (base / folder).is_dir():
+                    self.send_error(404)
+                    return
+                data = json.dumps(entries).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def log_message(self, *args):
                 pass
@@ -146,6 +191,16 @@ class FileServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def hub_file(self, repo: str, path: str) -> Path:
+        """Where to put file `path` of Hub dataset `repo` for this server to serve it."""
+        dest = self.root / "hub" / repo / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def gets(self, fragment: str = "") -> list[str]:
+        """The paths of the GET requests so far whose path contains `fragment`."""
+        return [path for method, path, _ in self.requests if method == "GET" and fragment in path]
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -153,12 +208,14 @@ class FileServer:
 
 @pytest.fixture
 def file_server(tmp_path) -> Iterator[FileServer]:
-    """Files under tmp_path/served, at FileServer.url; GPT2_DOWNLOAD_MIRROR points there, and the download
-    cache is tmp_path/cache."""
+    """Files under tmp_path/served, at FileServer.url; GPT2_DOWNLOAD_MIRROR and HF_ENDPOINT point there, and
+    the download cache is tmp_path/cache."""
     (tmp_path / "served").mkdir()
     server = FileServer(tmp_path / "served")
     patch = pytest.MonkeyPatch()
     patch.setenv("GPT2_DOWNLOAD_MIRROR", server.url)
+    patch.setenv("HF_ENDPOINT", server.url)
+    patch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no user token or cache of the real Hub read or touched
     patch.setenv("GPT2_DATA_DIR", str(tmp_path / "cache"))
     try:
         yield server

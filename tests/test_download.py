@@ -26,7 +26,7 @@ def test_first_call_downloads_and_verifies_the_second_does_not(file_server):
     dest = cache_path("detector-models", "detector-base.pt")
     assert str(dest).startswith(str(file_server.root.parent / "cache"))
     assert download(URL, dest, sha256=sha, progress=False) == dest and dest.read_bytes() == DATA
-    assert file_server.requests == [("/gpt-2/detector-models/v1/detector-base.pt", None)]
+    assert file_server.requests == [("GET", "/gpt-2/detector-models/v1/detector-base.pt", None)]
     download(URL, dest, sha256=sha, progress=False)
     assert len(file_server.requests) == 1  # cached: no second request
     assert not dest.with_name(dest.name + ".part").exists()
@@ -39,7 +39,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(file_server, tmp_path)
     dest.with_name(dest.name + ".part").write_bytes(DATA[:300_000])  # what a killed run left
     download(URL, dest, sha256=sha, progress=False)
     assert dest.read_bytes() == DATA
-    assert file_server.requests == [("/gpt-2/detector-models/v1/detector-base.pt", "bytes=300000-")]
+    assert file_server.requests == [("GET", "/gpt-2/detector-models/v1/detector-base.pt", "bytes=300000-")]
 
 
 def test_a_host_without_ranges_sends_everything_and_the_file_is_still_whole(tmp_path, monkeypatch):
@@ -91,4 +91,4 @@ def test_a_stale_part_longer_than_the_file_is_fetched_again_whole(file_server, t
     dest = tmp_path / "d.pt"
     dest.with_name("d.pt.part").write_bytes(DATA + b"left over from another version")
     download(URL, dest, sha256=sha, progress=False)  # the host answers 416 to the Range: start over
-    assert dest.read_bytes() == DATA and [r for _, r in file_server.requests] == [f"bytes={len(DATA) + 30}-", None]
+    assert dest.read_bytes() == DATA and [r for *_, r in file_server.requests] == [f"bytes={len(DATA) + 30}-", None]

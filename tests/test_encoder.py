@@ -104,7 +104,7 @@ def test_openai_checkpoint_loads_through_the_mapping_with_equal_outputs(backbone
     out = tmp_path / "openai-base"
     assert main(["detect", "load-openai", "base", "--out", str(out), "--config", str(backbone),
                  "--no-progress"]) == 0
-    assert file_server.requests == [("/gpt-2/detector-models/v1/detector-base.pt", None)]
+    assert file_server.requests == [("GET", "/gpt-2/detector-models/v1/detector-base.pt", None)]
     loaded = load_detector(out, device="cpu")
     assert loaded.info["sha256"] and loaded.info["source"].endswith("detector-base.pt")
     texts = HUMAN + MACHINE + [" ".join(HUMAN)]

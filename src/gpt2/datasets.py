@@ -9,6 +9,15 @@ downloaded archive, which is kept beside it under `archives/`.
 sha256 is given where the file is fixed and a copy was at hand to hash (the project's reference copies of
 LAMBADA, PTB, WikiText-2 and WSC); elsewhere the hash of what arrived is recorded in the cache's
 `<file>.sha256` and reported by `gpt2 data list`.
+
+Benchmarks kept on the Hugging Face Hub (CNN/Daily Mail, WMT14, Natural Questions) are parquet files there:
+huggingface_hub fetches them (HF_ENDPOINT names a mirror) into `hub/<repo>/`, checked against the Hub's
+sha256, and pyarrow turns them into the jsonl the prompted tasks read. pyarrow rather than `datasets`: reading
+a parquet file is all that is needed, and `datasets` would bring its own cache, fsspec and multiprocess for it.
+
+The pretraining corpora (OpenWebText, FineWeb-Edu's 10B-token sample) are in `CORPORA`: too large to keep,
+they are never fetched whole; `gpt2 prepare --dataset NAME` (gpt2.data.corpora) streams them, one parquet
+file at a time, into token shards.
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ from __future__ import annotations
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from gpt2.download import cache_path, download
+from gpt2.download import cache_path, download, hub_download
 from gpt2.errors import DataError
 from gpt2.io import atomic_write, atomic_write_text, file_sha256
 
@@ -41,9 +52,45 @@ class Source:
     sha256: str | None = None
     size: int | None = None
     member: str | None = None  # the file inside the archive at `url`, if it is one
+    hub: HubFile | None = None  # a parquet file on the Hub, converted to jsonl at `path`
 
     def local(self) -> Path:
         return cache_path(self.path)
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A parquet file of a Hub dataset, and how one of its rows becomes a line of the task's jsonl."""
+
+    repo: str
+    filename: str
+    row: Callable[[dict[str, Any]], dict[str, Any]] = dict
+    revision: str = "main"
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/datasets/{self.repo}/blob/{self.revision}/{self.filename}"
+
+
+def _hub(name: str, path: str, hub: HubFile, licence: str, description: str) -> Source:
+    return Source(name, path, hub.url, licence, description, hub=hub)
+
+
+def _translation(source: str, target: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda row: {"source": row["translation"][source], "target": row["translation"][target]}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A pretraining corpus on the Hub: the parquet files under `folder`, their text in column `column`."""
+
+    name: str
+    repo: str
+    folder: str
+    licence: str
+    description: str
+    revision: str = "main"
+    column: str = "text"
 
 
 def _wikitext(n: str, split: str, sha256: str | None = None, size: int | None = None) -> Source:
@@ -84,16 +131,35 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("hellaswag", "hellaswag/hellaswag_val.jsonl",
            "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl", "MIT",
            "HellaSwag validation (Zellers et al. 2019), 10,042 examples: the modern GPT-2 yardstick"),
+    _hub("cnn-dailymail", "cnndm/test.jsonl", HubFile("abisee/cnn_dailymail", "3.0.0/test-00000-of-00001.parquet"),
+         "Apache 2.0", "CNN/Daily Mail 3.0.0 test, 11,490 articles with highlights (summarize; paper Sec. 3.6)"),
+    *(_hub(f"wmt14-{a}-{b}", f"wmt14/{a}-{b}.test.jsonl",
+           HubFile("wmt/wmt14", "fr-en/test-00000-of-00001.parquet", _translation(a, b)), "WMT terms (research)",
+           f"WMT14 {a}->{b} newstest2014, 3,003 sentences (translate; paper Sec. 3.7)")
+      for a, b in (("fr", "en"), ("en", "fr"))),
+    _hub("nq-open", "nq/nq_open.validation.jsonl",
+         HubFile("google-research-datasets/nq_open", "nq_open/validation-00000-of-00001.parquet"), "CC BY-SA 3.0",
+         "Natural Questions (open), dev: 3,610 questions with accepted answers (qa; paper Sec. 3.8)"),
     *(Source(f"gpt2-output/{n}.{split}", f"gpt2-output/{n}.{split}.jsonl", OUTPUT_DATASET.format(name=n, split=split),
              "MIT", f"OpenAI's gpt-2-output-dataset: {n}, {split} split")
       for n in OUTPUT_DATASET_NAMES for split in ("train", "valid", "test")),
 ]}
 
 
+CORPORA: dict[str, Corpus] = {c.name: c for c in [
+    Corpus("openwebtext", "Skylion007/openwebtext", "plain_text/train", "CC0 (the URLs' pages: their owners')",
+           "OpenWebText (Gokaslan & Cohen 2019): 8M Reddit-linked pages, the open WebText; ~9B GPT-2 tokens "
+           "(the Hub's parquet conversion)", revision="refs/convert/parquet"),
+    Corpus("fineweb-edu", "HuggingFaceFW/fineweb-edu", "sample/10BT", "ODC-By 1.0",
+           "FineWeb-Edu's 10B-token sample (14 parquet files, ~28 GB): what llm.c and nanoGPT speedruns train "
+           "GPT-2 124M on"),
+]}
+
+
 def fetch(name: str, *, progress: bool = True) -> Path:
     """The local path of source `name`, downloading (and extracting) it first if it is not there yet."""
     if name not in SOURCES:
-        raise DataError(f"unknown data source {name!r}; `gpt2 data list` shows them all")
+        raise unknown(name)
     source = SOURCES[name]
     dest = source.local()
     if dest.is_file() and (source.sha256 is None or _recorded_sha256(dest) == source.sha256):
@@ -102,7 +168,12 @@ def fetch(name: str, *, progress: bool = True) -> Path:
         download(source.url, dest, sha256=source.sha256, progress=progress)
         atomic_write_text(_sha_file(dest), source.sha256 + "\n")
         return dest
-    if source.member is None:
+    if source.hub is not None:
+        hub = source.hub
+        parquet = hub_download(hub.repo, hub.filename, cache_path("hub", hub.repo), revision=hub.revision,
+                               progress=progress)
+        _parquet_to_jsonl(parquet, hub.row, dest)
+    elif source.member is None:
         download(source.url, dest, progress=progress)
     else:
         archive = download(source.url, cache_path("archives", Path(source.url).name), progress=progress)
@@ -148,11 +219,41 @@ def _extract(archive: Path, member: str, dest: Path) -> None:
                         "to download it again") from None
 
 
+def _parquet_to_jsonl(parquet: Path, row: Callable[[dict[str, Any]], dict[str, Any]], dest: Path) -> None:
+    """Each row of `parquet`, mapped by `row`, as one JSON line of `dest` (written atomically)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for batch in pq.ParquetFile(parquet).iter_batches(batch_size=1024):
+                for record in batch.to_pylist():
+                    out.write(json.dumps(row(record), ensure_ascii=False) + "\n")
+
+    try:
+        atomic_write(dest, write)
+    except (OSError, KeyError, TypeError, ValueError) as e:  # pyarrow's errors are OSError/ValueError kinds
+        raise DataError(f"{parquet}: cannot convert it to {dest.name} ({type(e).__name__}: {e}); remove it to "
+                        "download it again") from None
+
+
 def status() -> list[dict[str, object]]:
     """Every source with whether it is in the cache (for `gpt2 data list`)."""
-    return [{"name": s.name, "path": str(s.local()), "present": s.local().is_file(), "url": s.url,
-             "sha256": s.sha256, "licence": s.licence, "description": s.description} for s in SOURCES.values()]
+    files = [{"name": s.name, "kind": "file", "path": str(s.local()), "present": s.local().is_file(), "url": s.url,
+              "sha256": s.sha256, "licence": s.licence, "description": s.description} for s in SOURCES.values()]
+    corpora = [{"name": c.name, "kind": "corpus", "path": None, "present": False,
+                "url": f"https://huggingface.co/datasets/{c.repo}/tree/{c.revision}/{c.folder}", "sha256": None,
+                "licence": c.licence, "description": c.description} for c in CORPORA.values()]
+    return files + corpora
 
+
+def unknown(name: str) -> DataError:
+    """The error for a name that is not a source: a corpus is prepared, not fetched."""
+    if name in CORPORA:
+        return DataError(f"{name} is a pretraining corpus, streamed into token shards rather than kept: "
+                         f"gpt2 prepare --dataset {name} --tokenizer gpt2 --out data/{name}")
+    return DataError(f"unknown data source {name!r}; `gpt2 data list` shows them all")
 
 
 def source_for(path: str) -> Source | None:

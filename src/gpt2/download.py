@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -103,3 +104,89 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
     if total is not None and part.stat().st_size != total:
         raise DownloadError(f"{url}: the transfer stopped at {part.stat().st_size:,} of {total:,} bytes; run "
                             "again to continue it")
+
+
+# ---- the Hugging Face Hub (datasets stored as parquet files there) ----
+
+HUB_ENDPOINT = "https://huggingface.co"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def hub_endpoint() -> str:
+    """$HF_ENDPOINT (a mirror, or the tests' local server), else the Hub; read at each call, not at import."""
+    return os.environ.get("HF_ENDPOINT", HUB_ENDPOINT).rstrip("/")
+
+
+def hub_url(repo: str, filename: str, revision: str = "main") -> str:
+    return f"{hub_endpoint()}/datasets/{repo}/resolve/{urllib.parse.quote(revision, safe='')}/{filename}"
+
+
+def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revision: str = "main",
+                 progress: bool = True) -> Path:
+    """`dest_dir/filename`, a file of dataset `repo` on the Hub, fetched by huggingface_hub (resumable, and
+    not fetched again while the Hub's ETag is unchanged), then checked against its sha256 when the Hub
+    names one (files stored with LFS, i.e. every parquet file: their ETag is the content's sha256).
+
+    Offline, a file already at `dest_dir/filename` is used as it is; without one, one line says what to
+    fetch and where to put it."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    local = Path(dest_dir) / filename
+    url = hub_url(repo, filename, revision)
+    try:
+        etag = get_hf_file_metadata(url).etag or ""  # one quick request, no retries: offline fails here
+        (enable_progress_bars if progress else disable_progress_bars)()
+        path = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision, local_dir=dest_dir,
+                                    endpoint=hub_endpoint()))
+    except _network_errors() as e:
+        if local.is_file():
+            return local
+        raise DownloadError(f"could not download {url} ({_reason(e)}); offline, fetch it elsewhere and put it "
+                            f"at {local}") from None
+    if _SHA256.fullmatch(etag):
+        actual = file_sha256(path)
+        if actual != etag:
+            path.unlink()
+            raise DownloadError(f"{filename} from {url}: sha256 is {actual}, expected {etag} (the Hub's ETag); "
+                                "removed, run again to retry")
+    return path
+
+
+def hub_list(repo: str, folder: str, *, revision: str = "main",
+             suffix: str = ".parquet") -> list[tuple[str, int, str | None]]:
+    """(path, size, sha256 if stored with LFS) of the files under `folder` of dataset `repo` whose name ends
+    with `suffix`, sorted by path."""
+    from huggingface_hub import HfApi
+
+    try:
+        entries = HfApi(endpoint=hub_endpoint()).list_repo_tree(repo, folder, repo_type="dataset",
+                                                                  revision=revision, recursive=True)
+        files = sorted((e.path, e.size, e.lfs.sha256 if getattr(e, "lfs", None) else None) for e in entries
+                       if e.path.endswith(suffix) and hasattr(e, "size"))
+    except _network_errors() as e:
+        raise DownloadError(f"could not list {hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder} "
+                            f"({_reason(e)}); the data needs the network (or HF_ENDPOINT, a mirror)") from None
+    if not files:
+        raise DownloadError(f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}: no {suffix} files there")
+    return files
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub request raises, whichever HTTP library this huggingface_hub version uses."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: list[type[BaseException]] = [OSError, HfHubHTTPError]
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) < 200 else text[:200] + "..."

@@ -10,9 +10,12 @@ examples:
   gpt2 data list                               every source, its licence, and whether it is here already
   gpt2 data get lambada wikitext2 ptb          download (once; resumable, checksummed) into the data dir
   gpt2 data get gpt2-output/webtext.test gpt2-output/small-117M-k40.test
+  gpt2 data get cnn-dailymail wmt14-fr-en nq-open   Hub parquet files, converted to the tasks' jsonl
 
 Files go to $GPT2_DATA_DIR (default ~/.cache/gpt2) at the layout `gpt2 eval` reads, which fetches what a
-task needs by itself; GPT2_DOWNLOAD_MIRROR=http://host fetches every URL's path from another host."""
+task needs by itself; GPT2_DOWNLOAD_MIRROR=http://host fetches every URL's path from another host, and
+HF_ENDPOINT=http://host the Hub's files. The corpora (openwebtext, fineweb-edu) are not kept but streamed
+into token shards: gpt2 prepare --dataset fineweb-edu --tokenizer gpt2 --out data/fineweb-edu"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,17 +41,18 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        print(f"{r['name']:<{width}}  {'here' if r['present'] else '    '}  {r['description']} ({r['licence']})")
+        where = "here" if r["present"] else "prep" if r["kind"] == "corpus" else "    "
+        print(f"{r['name']:<{width}}  {where}  {r['description']} ({r['licence']})")
+    print("\nhere: in the data directory; prep: a corpus, streamed by `gpt2 prepare --dataset NAME`")
     return 0
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from gpt2.datasets import SOURCES, fetch
-    from gpt2.errors import DataError
+    from gpt2.datasets import SOURCES, fetch, unknown
 
-    unknown = [n for n in args.names if n not in SOURCES]
-    if unknown:
-        raise DataError(f"unknown data sources {unknown}; `gpt2 data list` shows them all")
+    for name in args.names:
+        if name not in SOURCES:
+            raise unknown(name)
     for name in args.names:
         print(f"{name}: {fetch(name, progress=not args.no_progress)}")
     return 0

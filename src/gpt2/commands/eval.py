@@ -17,12 +17,15 @@ examples:
   gpt2 eval -m gpt2 --task perplexity --data-path my_corpus.txt --stride 512 --limit 1000
   gpt2 eval -m gpt2 --task paper --out results/gpt2      Table 3: every task with a standard file
   gpt2 eval -m gpt2 --task hellaswag                     acc / acc_norm, lm-eval's and llm.c's
+  gpt2 eval -m gpt2-xl --task summarize --task translate --task qa   Secs. 3.6-3.8 (CNN/DM, WMT14, NQ)
 
 Without --data-path a task reads its standard file in the data directory ($GPT2_DATA_DIR, default
 ~/.cache/gpt2) and downloads it there first if it is missing (`gpt2 data list` shows the sources):
 wikitext2/wiki.test.tokens, wikitext103/wiki.test.tokens, ptb/ptb.test.txt, enwik8/enwik8, text8/text8,
-lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt, cbt/cbtest_NE_test_2500ex.txt.
-perplexity, summarize, translate, qa and coqa have no standard file: they always take --data-path.
+lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt, cbt/cbtest_NE_test_2500ex.txt,
+hellaswag/hellaswag_val.jsonl, and from the Hugging Face Hub (HF_ENDPOINT for a mirror) cnndm/test.jsonl
+(summarize), wmt14/fr-en.test.jsonl (translate; English to French: --data-path after `gpt2 data get
+wmt14-en-fr`) and nq/nq_open.validation.jsonl (qa). perplexity and coqa always take --data-path.
 --limit counts examples (language-modelling tasks: lines; text8: words; coqa: stories)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,10 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gpt2.errors import DataError
     from gpt2.evaluation import TASKS, markdown_table, resolve_data_path, run_task, write_results
-    from gpt2.evaluation.report import PAPER_ROWS, paper_size
+    from gpt2.evaluation.report import TABLE3, paper_size
     from gpt2.hardware import dtype_name
 
-    paper = [task for task, *_ in PAPER_ROWS if TASKS[task].default_path is not None]
+    paper = [task for task in TABLE3 if TASKS[task].default_path is not None]
     tasks = list(dict.fromkeys(t for name in args.task for t in (paper if name == "paper" else [name])))
     if args.data_path is not None and len(tasks) > 1:
         raise DataError("--data-path names one file, so it takes one --task; use GPT2_DATA_DIR for several")

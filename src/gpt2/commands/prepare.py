@@ -1,4 +1,5 @@
-"""`gpt2 prepare`: tokenize text files / jsonl into train and val token shards for `gpt2 train`."""
+"""`gpt2 prepare`: tokenize text files / jsonl, or a corpus streamed from the Hub, into train and val token
+shards for `gpt2 train`."""
 
 from __future__ import annotations
 
@@ -10,13 +11,19 @@ examples:
   gpt2 prepare ../shared/data/tinyshakespeare/input.txt --txt-split paragraph --val-fraction 0.1 \\
       --tokenizer gpt2 --out data/shakespeare
   gpt2 prepare corpus/ 'extra/*.jsonl' --tokenizer runs/base/checkpoint --out data/corpus
+  gpt2 prepare --dataset fineweb-edu --tokenizer gpt2 --out data/fineweb-edu        10B tokens, ~28 GB fetched
+  gpt2 prepare --dataset openwebtext --tokenizer gpt2 --out data/owt --max-tokens 1000000000
 
 Inputs: text files, directories (searched recursively for *.txt and *.jsonl), and glob patterns. A .jsonl
 line {"text": ...} is one document. A text file is one document, unless --txt-split says to cut it into
 blank-line-separated paragraphs or single lines. Each document is written as <|endoftext|> followed by
 its tokens; whole documents go to train or val (a seeded hash of the document's index decides).
 Output: DIR/train_000000.bin ... and DIR/val_000000.bin ... (raw uint16 token ids, uint32 when the
-vocabulary exceeds 65,535), DIR/tokenizer/ and DIR/manifest.json, which is written last."""
+vocabulary exceeds 65,535), DIR/tokenizer/ and DIR/manifest.json, which is written last.
+
+--dataset streams a corpus from the Hugging Face Hub (HF_ENDPOINT for a mirror): one parquet file at a time
+is fetched, tokenized and deleted, so the raw corpus is never stored. Stopped (Ctrl-C, network, disk), the
+same command continues from the first file not yet done (DIR/progress.json)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="text/jsonl files, directories or globs")
+    from gpt2.datasets import CORPORA
+
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="text/jsonl files, directories or globs")
+    p.add_argument("--dataset", choices=list(CORPORA), metavar="NAME",
+                   help=f"instead of INPUTs, a corpus streamed from the Hub: {', '.join(CORPORA)}")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="with --dataset: stop after about N tokens (default: the whole corpus)")
     p.add_argument("--tokenizer", required=True, metavar="NAME_OR_DIR",
                    help="tokenizer: gpt2, or a directory with tokenizer files (e.g. a checkpoint)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (new or empty)")
@@ -49,13 +62,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpt2.data import prepare
+    from gpt2.data import prepare, prepare_corpus
+    from gpt2.errors import DataError
 
-    manifest = prepare(
-        args.inputs, args.tokenizer, args.out, val_fraction=args.val_fraction, shard_tokens=args.shard_tokens,
-        txt_split=args.txt_split, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    if bool(args.inputs) == bool(args.dataset):
+        raise DataError("give INPUT files or --dataset NAME (one of the two)")
+    if args.max_tokens is not None and not args.dataset:
+        raise DataError("--max-tokens goes with --dataset")
+    common = dict(val_fraction=args.val_fraction, shard_tokens=args.shard_tokens, seed=args.seed,
+                  workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+    if args.dataset:
+        manifest = prepare_corpus(args.dataset, args.tokenizer, args.out, max_tokens=args.max_tokens, **common)
+    else:
+        manifest = prepare(args.inputs, args.tokenizer, args.out, txt_split=args.txt_split, **common)
     for split, info in manifest["splits"].items():
         print(f"{split}: {info['documents']:,} documents, {info['tokens']:,} tokens in "
               f"{len(info['shards'])} shard(s)")

@@ -6,6 +6,9 @@ A prepared directory holds
     tokenizer/              the tokenizer that made them (its `save_pretrained` files)
     manifest.json           written last: dtype, token/document counts per split and shard, input sha256s
 
+`prepare_corpus` writes the same from a corpus on the Hugging Face Hub (FineWeb-Edu, OpenWebText),
+streamed one parquet file at a time and resumable (gpt2.data.corpora).
+
 Documents: a `.jsonl` line `{"text": ...}` is one document; a text file is one document, or one per
 blank-line-separated paragraph (`txt_split="paragraph"`) or per line (`"line"`). Each document is written
 as `<|endoftext|>` followed by its tokens, as GPT-2 and nanoGPT do, so a split is one token stream in
@@ -18,6 +21,7 @@ which the end-of-text token separates documents. Whole documents go to train or 
     x, y = loader.next_batch()      # (8, 256) int64 inputs and next-token targets
 """
 
+from gpt2.data.corpora import prepare_corpus
 from gpt2.data.documents import TXT_SPLITS, expand_inputs, read_documents
 from gpt2.data.loader import BatchLoader, TokenDataset, eval_batches
 from gpt2.data.shards import (
@@ -35,5 +39,5 @@ from gpt2.data.shards import (
 __all__ = [
     "BatchLoader", "DEFAULT_SHARD_TOKENS", "DEFAULT_VAL_FRACTION", "MANIFEST", "SPLITS", "TOKENIZER_DIR",
     "TXT_SPLITS", "TokenDataset", "eval_batches", "expand_inputs", "is_validation", "load_manifest",
-    "prepare", "read_documents", "token_dtype",
+    "prepare", "prepare_corpus", "read_documents", "token_dtype",
 ]

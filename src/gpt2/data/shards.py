@@ -9,7 +9,6 @@ import shutil
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ from gpt2.io import atomic_write_text, file_sha256, fsync_dir
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
+PROGRESS = "progress.json"  # a corpus streamed from the Hub (gpt2.data.corpora): what is done so far
+DOWNLOAD_DIR = ".download"  # ... and the one raw file it is reading
 FORMAT = "gpt2-token-shards"
 SPLITS = ("train", "val")
 DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16: large enough for few files, small enough to copy
@@ -41,16 +42,18 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 # ---- shards ----
 
-class _ShardWriter:
-    """Appends one split's tokens to `{split}_{n:06d}.bin` files of `shard_tokens` tokens each.
+class ShardWriter:
+    """Appends one split's tokens to `{split}_{n:06d}.bin` files of `shard_tokens` tokens each, numbered on
+    from the `shards` already written (a resumed run).
 
     Each shard is written under a temporary name and renamed once complete and fsynced, so a crash leaves
     at most a stray temporary file, never a short shard under its real name.
     """
 
-    def __init__(self, directory: Path, split: str, shard_tokens: int, dtype: np.dtype) -> None:
+    def __init__(self, directory: Path, split: str, shard_tokens: int, dtype: np.dtype,
+                 shards: list[dict[str, Any]] | None = None) -> None:
         self.directory, self.split, self.shard_tokens, self.dtype = directory, split, shard_tokens, dtype
-        self.shards: list[dict[str, Any]] = []
+        self.shards: list[dict[str, Any]] = list(shards or [])
         self._file = None
         self._filled = 0
         self._hash = hashlib.sha256()
@@ -88,7 +91,41 @@ class _ShardWriter:
         self._file, self._filled, self._hash = None, 0, hashlib.sha256()
 
 
-def _encode_chunks(chunks: Iterator[list[str]], tok, workers: int
+class ShardSink:
+    """Tokenized documents → the train/val shards: which split each document goes to, the separator before
+    it, the counts. `state()` after `close()` is everything needed to continue later (`state=`)."""
+
+    def __init__(self, out: Path, tok, shard_tokens: int, seed: int, val_fraction: float,
+                 state: dict[str, Any] | None = None) -> None:
+        self.dtype = token_dtype(tok.vocab_size)
+        self.eot, self.seed, self.val_fraction = tok.eot_token_id, seed, val_fraction
+        state = state or {}
+        self.documents = dict(state.get("documents") or dict.fromkeys(SPLITS, 0))
+        self.tokens = dict(state.get("tokens") or dict.fromkeys(SPLITS, 0))
+        shards = state.get("shards") or {}
+        self.writers = {s: ShardWriter(out, s, shard_tokens, self.dtype, shards.get(s)) for s in SPLITS}
+
+    def add(self, ids: list[int]) -> None:
+        index = sum(self.documents.values())
+        split = "val" if is_validation(index, self.seed, self.val_fraction) else "train"
+        tokens = np.empty(len(ids) + 1, dtype=self.dtype)
+        tokens[0] = self.eot  # the separator goes first, so every document (the first too) starts fresh
+        tokens[1:] = ids
+        self.writers[split].write(tokens)
+        self.documents[split] += 1
+        self.tokens[split] += tokens.size
+
+    def close(self) -> None:
+        """Finish the shards being filled (short ones, if need be)."""
+        for writer in self.writers.values():
+            writer.close()
+
+    def state(self) -> dict[str, Any]:
+        return {"documents": dict(self.documents), "tokens": dict(self.tokens),
+                "shards": {s: list(w.shards) for s, w in self.writers.items()}}
+
+
+def encode_chunks(chunks: Iterator[list[str]], tok, workers: int
                    ) -> Iterator[tuple[list[str], list[list[int]]]]:
     """(texts, token ids) of each chunk, in order, encoded by `workers` threads. Threads, not processes:
     tiktoken releases the GIL while it encodes, and ids need no pickling. One chunk per task amortises the
@@ -109,7 +146,7 @@ def _encode_chunks(chunks: Iterator[list[str]], tok, workers: int
             yield pending.popleft().result()
 
 
-def _chunked(docs: Iterator[str]) -> Iterator[list[str]]:
+def chunked(docs: Iterator[str]) -> Iterator[list[str]]:
     chunk: list[str] = []
     chars = 0
     for doc in docs:
@@ -123,13 +160,6 @@ def _chunked(docs: Iterator[str]) -> Iterator[list[str]]:
 
 
 # ---- prepare ----
-
-@dataclass
-class _Progress:
-    documents: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-
 
 def prepare(
     inputs: Sequence[str | os.PathLike],
@@ -152,17 +182,14 @@ def prepare(
     """
     from gpt2.tokenizer import Tokenizer
 
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if shard_tokens <= 0:
-        raise DataError(f"shard_tokens must be positive, got {shard_tokens}")
+    check_settings(val_fraction, shard_tokens)
     if txt_split not in TXT_SPLITS:
         raise DataError(f"txt_split must be one of {', '.join(TXT_SPLITS)}, got {txt_split!r}")
     files = expand_inputs(inputs)
     tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
     out = Path(out)
     created = not out.exists()
-    _clear_output(out, overwrite)
+    clear_output(out, overwrite)
     try:
         manifest = _write(files, tok, str(tokenizer), out, shard_tokens=shard_tokens, txt_split=txt_split,
                           seed=seed, val_fraction=val_fraction, workers=workers, progress=progress)
@@ -176,9 +203,8 @@ def _write(files: list[Path], tok, tokenizer_name: str, out: Path, *, shard_toke
            seed: int, val_fraction: float, workers: int | None, progress: bool) -> dict[str, Any]:
     """The tokenizer's files, the shards and (last) the manifest, in the empty directory `out`."""
     tok.save_pretrained(out / TOKENIZER_DIR)
-    dtype = token_dtype(tok.vocab_size)
-    writers = {s: _ShardWriter(out, s, shard_tokens, dtype) for s in SPLITS}
-    state = _Progress()
+    sink = ShardSink(out, tok, shard_tokens, seed, val_fraction)
+    inputs: list[dict[str, Any]] = []
     workers = workers or os.cpu_count() or 1
 
     from tqdm import tqdm
@@ -186,19 +212,20 @@ def _write(files: list[Path], tok, tokenizer_name: str, out: Path, *, shard_toke
     total_bytes = sum(p.stat().st_size for p in files)
     with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
-        docs = _documents(files, txt_split, state)
-        for texts, ids in _encode_chunks(_chunked(docs), tok, workers):
+        docs = _documents(files, txt_split, inputs)
+        for texts, ids in encode_chunks(chunked(docs), tok, workers):
             for text, doc_ids in zip(texts, ids, strict=True):
-                _append_document(writers, state, doc_ids, tok.eot_token_id, dtype, seed, val_fraction)
+                sink.add(doc_ids)
                 bar.update(len(text.encode("utf-8")))
-            bar.set_postfix(docs=sum(state.documents.values()), tokens=sum(state.tokens.values()))
+            bar.set_postfix(docs=sum(sink.documents.values()), tokens=sum(sink.tokens.values()))
         bar.update(max(0, total_bytes - bar.n))
 
-    if not sum(state.documents.values()):
+    if not sum(sink.documents.values()):
         names = ", ".join(str(p) for p in files[:5]) + (" ..." if len(files) > 5 else "")
         raise DataError(f"no documents in the inputs ({names}): every file is empty or whitespace")
-    shards = {s: writers[s].close() for s in SPLITS}
-    manifest = _manifest(tok, tokenizer_name, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens)
+    sink.close()
+    manifest = manifest_for(tok, tokenizer_name, sink, inputs, seed=seed, val_fraction=val_fraction,
+                            shard_tokens=shard_tokens, txt_split=txt_split)
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -212,29 +239,24 @@ def _remove_partial(out: Path, created: bool) -> None:
         out.rmdir()
 
 
-def _documents(files: list[Path], txt_split: str, state: _Progress) -> Iterator[str]:
+def _documents(files: list[Path], txt_split: str, inputs: list[dict[str, Any]]) -> Iterator[str]:
     for path in files:
         count = 0
         for doc in read_documents(path, txt_split):
             count += 1
             yield doc
-        state.inputs.append({"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path),
-                             "documents": count})
+        inputs.append({"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path),
+                       "documents": count})
 
 
-def _append_document(writers, state: _Progress, ids: list[int], eot: int, dtype: np.dtype, seed: int,
-                     val_fraction: float) -> None:
-    index = sum(state.documents.values())
-    split = "val" if is_validation(index, seed, val_fraction) else "train"
-    tokens = np.empty(len(ids) + 1, dtype=dtype)
-    tokens[0] = eot  # the separator goes first, so every document (the first too) starts fresh
-    tokens[1:] = ids
-    writers[split].write(tokens)
-    state.documents[split] += 1
-    state.tokens[split] += tokens.size
+def check_settings(val_fraction: float, shard_tokens: int) -> None:
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if shard_tokens <= 0:
+        raise DataError(f"shard_tokens must be positive, got {shard_tokens}")
 
 
-def _clear_output(out: Path, overwrite: bool) -> None:
+def clear_output(out: Path, overwrite: bool) -> None:
     """Make `out` an empty directory. A previous dataset there goes only with `overwrite` (manifest first,
     so a crash midway never leaves an old manifest describing new shards); the remains of a prepare that
     failed (no manifest, only shards and the tokenizer) go without asking; anything else stays."""
@@ -260,27 +282,33 @@ def _clear_output(out: Path, overwrite: bool) -> None:
 
 def _is_prepare_output(path: Path) -> bool:
     name = path.name
-    if name == TOKENIZER_DIR:
+    if name in (TOKENIZER_DIR, DOWNLOAD_DIR):
         return path.is_dir()
-    return name == MANIFEST or (name.endswith(".bin") and name.split("_")[0] in SPLITS) or \
+    return name in (MANIFEST, PROGRESS) or (name.endswith(".bin") and name.split("_")[0] in SPLITS) or \
         (name.startswith(".") and name.endswith(".bin.tmp"))
 
 
-def _manifest(tok, tokenizer_name, dtype, state, shards, seed, val_fraction, txt_split, shard_tokens):
-    return {
+def manifest_for(tok, tokenizer_name: str, sink: ShardSink, inputs: list[dict[str, Any]], *, seed: int,
+                 val_fraction: float, shard_tokens: int, txt_split: str | None,
+                 dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of a finished prepare: what `TokenDataset` reads, and where the tokens came from."""
+    manifest = {
         "format": FORMAT,
         "version": 1,
         "tokenizer": {"name": str(tokenizer_name), "dir": TOKENIZER_DIR, "vocab_size": tok.vocab_size,
                       "eot_token_id": tok.eot_token_id},
-        "dtype": dtype.name,
+        "dtype": sink.dtype.name,
         "seed": seed,
         "val_fraction": val_fraction,
         "txt_split": txt_split,
         "shard_tokens": shard_tokens,
-        "splits": {s: {"documents": state.documents[s], "tokens": state.tokens[s], "shards": shards[s]}
-                   for s in SPLITS},
-        "inputs": state.inputs,
+        "splits": {s: {"documents": sink.documents[s], "tokens": sink.tokens[s],
+                       "shards": sink.writers[s].shards} for s in SPLITS},
+        "inputs": inputs,
     }
+    if dataset is not None:
+        manifest["dataset"] = dataset
+    return manifest
 
 
 def load_manifest(directory: str | os.PathLike) -> dict[str, Any]:

@@ -44,7 +44,15 @@ PAPER_ROWS: list[tuple[str, str, float, str, dict[str, float], bool, str]] = [
      {"117M": 37.50, "345M": 26.37, "762M": 22.05, "1542M": 17.48}, True, ""),
     ("wsc", "accuracy_partial", 100.0, "WSC273 (ACC)", {"1542M": 70.70}, False,
      "paper: Sec. 3.4, 1542M only"),
+    # Secs. 3.6-3.8: generation, reported for the largest model only (not part of `--task paper`: hours of
+    # decoding; run them by name)
+    ("summarize", "rouge_avg", 1.0, "CNN/DM TL;DR: (R-AVG)", {"1542M": 21.40}, False,
+     "paper: Table 4 (R-1 29.34, R-2 8.27, R-L 26.58)"),
+    ("translate", "bleu", 1.0, "WMT14 Fr-En (BLEU)", {"1542M": 11.5}, False,
+     "paper: Sec. 3.7; En-Fr 5 BLEU (--data-path the wmt14-en-fr file)"),
+    ("qa", "exact_match", 1.0, "Natural Questions (EM)", {"1542M": 4.1}, False, "paper: Sec. 3.8"),
 ]
+TABLE3 = tuple(dict.fromkeys(row[0] for row in PAPER_ROWS if row[0] not in ("summarize", "translate", "qa")))
 
 
 # The released models' real parameter counts (the paper's labels undercount: "117M" has 124,439,808).

@@ -6,6 +6,9 @@ A task reads `data_path` when given, else the task's standard file in the data d
     wikitext2/wiki.test.tokens   wikitext103/wiki.test.tokens   ptb/ptb.test.txt
     enwik8/enwik8                text8/text8                    lambada/lambada_test.jsonl
     wsc/WSCollection.xml         cbt/cbtest_CN_test_2500ex.txt  cbt/cbtest_NE_test_2500ex.txt
+    hellaswag/hellaswag_val.jsonl
+    cnndm/test.jsonl (summarize) wmt14/fr-en.test.jsonl (translate; en-fr: --data-path)
+    nq/nq_open.validation.jsonl (qa)
 """
 
 from __future__ import annotations
@@ -75,11 +78,13 @@ TASKS: dict[str, Task] = {
     "hellaswag": Task("hellaswag", "hellaswag/hellaswag_val.jsonl",
                       "HellaSwag validation: acc, acc_norm as lm-eval and llm.c define them",
                       lambda m, t, p, o: evaluate_hellaswag(m, t, p, **o.common)),
-    "summarize": Task("summarize", None, 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE',
+    "summarize": Task("summarize", "cnndm/test.jsonl", 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE',
                       lambda m, t, p, o: evaluate_summarize(m, t, p, seed=o.seed, **o.common)),
-    "translate": Task("translate", None, 'jsonl {"source", "target"}: few-shot "a = b" prompt, BLEU',
+    "translate": Task("translate", "wmt14/fr-en.test.jsonl",
+                      'jsonl {"source", "target"}: few-shot "a = b" prompt, BLEU',
                       lambda m, t, p, o: evaluate_translate(m, t, p, shots=o.shots, **o.common)),
-    "qa": Task("qa", None, 'jsonl {"question", "answer"}: few-shot Q:/A: prompt, exact match',
+    "qa": Task("qa", "nq/nq_open.validation.jsonl",
+               'jsonl {"question", "answer"}: few-shot Q:/A: prompt, exact match',
                lambda m, t, p, o: evaluate_qa(m, t, p, shots=o.shots, **o.common)),
     "coqa": Task("coqa", None, 'jsonl {"story", "questions", "answers"}: conversational QA, F1',
                  lambda m, t, p, o: evaluate_coqa(m, t, p, **o.common)),

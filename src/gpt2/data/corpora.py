@@ -1,0 +1,184 @@
+"""A pretraining corpus on the Hugging Face Hub → token shards, streamed (`gpt2 prepare --dataset NAME`).
+
+    prepare_corpus("fineweb-edu", "gpt2", "data/fineweb-edu", max_tokens=1_000_000_000)
+
+The corpus is never stored whole (FineWeb-Edu's 10B-token sample is 28 GB of parquet): its files are fetched
+one at a time into OUT/.download/ (gpt2.download.hub_download: resumable, checked against the Hub's sha256),
+read a row group at a time, tokenized on every core, and deleted once their tokens are in the shards. After
+each file OUT/progress.json records what is done, atomically; the same command run again after a stop
+(Ctrl-C, a lost connection, a full disk) continues with the first file not done, dropping whatever the
+interrupted file had begun. The manifest, the one `gpt2 prepare` writes (so `gpt2 train --data OUT` reads
+it), comes last. Documents go to train or val by the same seeded hash of their index as in `prepare`.
+
+Shards end at file boundaries (a file's last shard may be short): that is what makes a file the unit of
+resumption, and the loader reads shards of any length.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gpt2.data.shards import (
+    DEFAULT_SHARD_TOKENS,
+    DEFAULT_VAL_FRACTION,
+    DOWNLOAD_DIR,
+    MANIFEST,
+    PROGRESS,
+    TOKENIZER_DIR,
+    ShardSink,
+    check_settings,
+    chunked,
+    clear_output,
+    encode_chunks,
+    manifest_for,
+)
+from gpt2.errors import DataError
+from gpt2.io import atomic_write_text
+
+
+def prepare_corpus(
+    name: str,
+    tokenizer: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    max_tokens: int | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    shard_tokens: int = DEFAULT_SHARD_TOKENS,
+    seed: int = 0,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stream corpus `name` (gpt2.datasets.CORPORA) into train/val token shards under `out`, stopping after
+    `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings."""
+    from gpt2.datasets import CORPORA
+    from gpt2.download import hub_list
+    from gpt2.tokenizer import Tokenizer
+
+    if name not in CORPORA:
+        raise DataError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
+    check_settings(val_fraction, shard_tokens)
+    if max_tokens is not None and max_tokens < 1:
+        raise DataError(f"max_tokens must be a positive integer, got {max_tokens}")
+    corpus = CORPORA[name]
+    tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
+    out = Path(out)
+    settings = {"dataset": name, "repo": corpus.repo, "revision": corpus.revision, "folder": corpus.folder,
+                "column": corpus.column, "tokenizer": str(tokenizer), "seed": seed, "val_fraction": val_fraction,
+                "shard_tokens": shard_tokens, "max_tokens": max_tokens}
+    state = _resume_or_start(out, settings, overwrite)
+    if not state["files"]:
+        tok.save_pretrained(out / TOKENIZER_DIR)
+    files = hub_list(corpus.repo, corpus.folder, revision=corpus.revision)
+    sink = ShardSink(out, tok, shard_tokens, seed, val_fraction, state["sink"])
+    _drop_unrecorded_shards(out, sink)
+    done = {f["path"] for f in state["files"]}
+
+    from tqdm import tqdm
+
+    total = sum(size for _, size, _ in files)
+    with tqdm(total=total, initial=sum(f["bytes"] for f in state["files"]), unit="B", unit_scale=True,
+              desc=f"prepare {name}", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
+        for path, size, sha256 in files:
+            if path in done:
+                continue
+            if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
+                break
+            local = _fetch(corpus, path, out, progress)
+            documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, bar, size)
+            sink.close()
+            state["files"].append({"path": path, "bytes": size, "sha256": sha256, "documents": documents})
+            state["sink"] = sink.state()
+            atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
+            shutil.rmtree(out / DOWNLOAD_DIR, ignore_errors=True)  # the raw file is in the shards now
+    return _finish(out, tok, sink, state, corpus, len(files))
+
+
+def _fetch(corpus, path: str, out: Path, progress: bool) -> Path:
+    from gpt2.download import hub_download
+
+    return hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=corpus.revision, progress=progress)
+
+
+def _tokenize_file(local: Path, column: str, tok, sink: ShardSink, workers: int | None, max_tokens: int | None,
+                   bar, size: int) -> int:
+    """Append the documents of one parquet file to `sink` (up to the token budget); their number."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(local)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{local}: not a readable parquet file ({e}); delete it to fetch it again") from None
+    if column not in parquet.schema_arrow.names:
+        raise DataError(f"{local}: no {column!r} column (it has {', '.join(parquet.schema_arrow.names)})")
+    rows = max(1, parquet.metadata.num_rows)
+    seen = [0]
+
+    def texts() -> Iterator[str]:
+        for batch in parquet.iter_batches(batch_size=1024, columns=[column]):
+            seen[0] += batch.num_rows
+            yield from (text for text in batch.column(0).to_pylist() if text)
+
+    documents, shown = 0, 0
+    for _, ids in encode_chunks(chunked(texts()), tok, workers or os.cpu_count() or 1):
+        for doc_ids in ids:
+            sink.add(doc_ids)
+            documents += 1
+            if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
+                bar.update(size - shown)
+                return documents
+        now = size * seen[0] // rows
+        bar.update(now - shown)
+        shown = now
+        bar.set_postfix(tokens=f"{sum(sink.tokens.values()):,}")
+    bar.update(size - shown)
+    return documents
+
+
+def _resume_or_start(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The progress of an interrupted run with these settings, or a fresh start in an empty `out`."""
+    record = out / PROGRESS
+    if record.is_file() and not (out / MANIFEST).exists() and not overwrite:
+        try:
+            state = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(f"{record}: unreadable ({e}); pass --overwrite to start again") from None
+        if state.get("settings") != settings:
+            before = state.get("settings") or {}
+            changed = "; ".join(f"{k} was {before.get(k)!r}, now {v!r}" for k, v in settings.items()
+                                if before.get(k) != v)
+            raise DataError(f"{out}: holds an interrupted prepare with other settings ({changed}); run it again "
+                            "as before to continue it, or pass --overwrite")
+        return state
+    clear_output(out, overwrite)
+    return {"settings": settings, "files": [], "sink": None}
+
+
+def _drop_unrecorded_shards(out: Path, sink: ShardSink) -> None:
+    """Remove the shards an interrupted file had begun: they are not in the recorded state."""
+    recorded = {shard["file"] for writer in sink.writers.values() for shard in writer.shards}
+    for path in out.iterdir():
+        if (path.suffix == ".bin" and path.name not in recorded) or path.name.endswith(".bin.tmp"):
+            path.unlink()
+
+
+def _finish(out: Path, tok, sink: ShardSink, state: dict[str, Any], corpus, n_files: int) -> dict[str, Any]:
+    settings = state["settings"]
+    if not sum(sink.documents.values()):
+        raise DataError(f"{corpus.repo}: no documents in its {corpus.column!r} column")
+    dataset = {"name": corpus.name, "repo": corpus.repo, "revision": corpus.revision, "folder": corpus.folder,
+               "files_used": len(state["files"]), "files_in_corpus": n_files, "max_tokens": settings["max_tokens"]}
+    inputs = [{**f, "path": f"hf://datasets/{corpus.repo}@{corpus.revision}/{f['path']}"} for f in state["files"]]
+    manifest = manifest_for(tok, settings["tokenizer"], sink, inputs, seed=settings["seed"],
+                            val_fraction=settings["val_fraction"], shard_tokens=settings["shard_tokens"],
+                            txt_split=None, dataset=dataset)
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    (out / PROGRESS).unlink(missing_ok=True)
+    shutil.rmtree(out / DOWNLOAD_DIR, ignore_errors=True)
+    return manifest
