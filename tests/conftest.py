@@ -114,7 +114,8 @@ class FileServer:
     request; `ranges=False` makes it ignore Range (a host that always sends the whole file).
 
     It also answers as the Hugging Face Hub does for the dataset files under `root/hub/<owner>/<name>/`
-    (HF_ENDPOINT pointed here): `HEAD|GET /datasets/<repo>/resolve/<revision>/<path>` with the headers
+    (HF_ENDPOINT pointed here; other revisions than main under `root/hub/<owner>/<name>@<revision>/`, with
+    "/" in the revision as "_"): `HEAD|GET /datasets/<repo>/resolve/<revision>/<path>` with the headers
     huggingface_hub reads (X-Repo-Commit, an ETag that is the file's sha256, as for LFS files) and
     `GET /api/datasets/<repo>/tree/<revision>/<folder>` listing the files below a folder. `etags` maps
     a repo path ("owner/name/path") to the ETag to announce instead (a file that does not match it)."""
@@ -138,10 +139,13 @@ class FileServer:
                 server.requests.append((self.command, self.path, self.headers.get("Range")))
                 url = urllib.parse.urlsplit(self.path)
                 parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
-                if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "tree":
-                    return self._tree("/".join(parts[2:4]), "/".join(parts[6:]))
+                if parts[:2] == ["api", "datasets"] and len(parts) >= 6 and parts[4] == "tree":
+                    return self._tree(server.repo_dir("/".join(parts[2:4]), parts[5]), "/".join(parts[6:]))
                 hub = parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve"
-                repo_path = "/".join(parts[1:3] + parts[5:]) if hub else None
+                repo_path = None
+                if hub:
+                    repo = server.repo_dir("/".join(parts[1:3]), parts[4]).relative_to(server.root / "hub")
+                    repo_path = "/".join([str(repo), *parts[5:]])
                 path = server.root / ("hub/" + repo_path if hub else url.path.lstrip("/"))
                 if not path.is_file():
                     self.send_error(404)
@@ -167,8 +171,7 @@ class FileServer:
                 if body:
                     self.wfile.write(data[start:])
 
-            def _tree(self, repo: str, folder: str) -> None:
-                base = server.root / "hub" / repo
+            def _tree(self, base: Path, folder: str) -> None:
                 found = sorted(p for p in (base / folder).rglob("*") if p.is_file()) if folder else []
                 entries = [{"type": "file", "path": str(p.relative_to(base)), "size": p.stat().st_size,
                             "oid": hashlib.sha1(p.read_bytes()).hexdigest(),
@@ -191,9 +194,13 @@ class FileServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def hub_file(self, repo: str, path: str) -> Path:
-        """Where to put file `path` of Hub dataset `repo` for this server to serve it."""
-        dest = self.root / "hub" / repo / path
+    def repo_dir(self, repo: str, revision: str = "main") -> Path:
+        """Where the files of Hub dataset `repo` at `revision` are: hub/<repo>, or hub/<repo>@<revision>."""
+        return self.root / "hub" / (repo if revision == "main" else f"{repo}@{revision.replace('/', '_')}")
+
+    def hub_file(self, repo: str, path: str, revision: str = "main") -> Path:
+        """Where to put file `path` of Hub dataset `repo` (at `revision`) for this server to serve it."""
+        dest = self.repo_dir(repo, revision) / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         return dest
 

@@ -72,6 +72,15 @@ def test_wmt14_rows_become_source_and_target_in_each_direction(file_server):
     assert len(file_server.gets(".parquet")) == 1  # both directions from the one parquet file, fetched once
 
 
+def test_a_split_the_hub_only_has_as_the_viewers_conversion_is_fetched_from_there(file_server):
+    hub = datasets.SOURCES["wmt14-fr-en"].hub
+    write_parquet(file_server.hub_file(hub.repo, "fr-en/test/0000.parquet", datasets.CONVERTED),
+                  {"translation": [{"en": "Yes.", "fr": "Oui."}]})
+    assert json.loads(resolve_data_path("translate").read_text()) == {"source": "Oui.", "target": "Yes."}
+    converted = "/datasets/wmt/wmt14/resolve/refs%2Fconvert%2Fparquet/fr-en/test/0000.parquet"
+    assert file_server.gets(".parquet") == [converted]
+
+
 def test_natural_questions_keep_every_accepted_answer(file_server):
     hub = datasets.SOURCES["nq-open"].hub
     write_parquet(file_server.hub_file(hub.repo, hub.filename),
@@ -116,6 +125,7 @@ def test_a_corpus_is_prepared_not_fetched(capsys):
 # ---- corpora streamed into token shards ----
 
 CORPUS = datasets.CORPORA["fineweb-edu"]
+FOLDER = CORPUS.locations[0][1]
 
 
 @pytest.fixture()
@@ -125,7 +135,7 @@ def fineweb(file_server):
     for i in range(3):
         texts = sentences(40, i) + [""]
         docs += [t for t in texts if t]
-        write_parquet(file_server.hub_file(CORPUS.repo, f"{CORPUS.folder}/{i:03d}_00000.parquet"),
+        write_parquet(file_server.hub_file(CORPUS.repo, f"{FOLDER}/{i:03d}_00000.parquet"),
                       {"text": texts, "id": [f"{i}-{j}" for j in range(len(texts))], "score": [3.1] * len(texts)})
     file_server.hub_file(CORPUS.repo, "sample/100BT/000_00000.parquet").write_bytes(b"another sample: not read")
     return docs
@@ -151,7 +161,7 @@ def test_a_streamed_corpus_equals_prepare_on_the_same_documents(fineweb, file_se
         {s: reference["splits"][s]["documents"] for s in ("train", "val")}
     assert manifest["splits"]["val"]["documents"] > 0
     assert manifest["dataset"]["files_used"] == 3 and len(manifest["inputs"]) == 3
-    assert manifest["inputs"][0]["path"] == f"hf://datasets/{CORPUS.repo}@main/{CORPUS.folder}/000_00000.parquet"
+    assert manifest["inputs"][0]["path"] == f"hf://datasets/{CORPUS.repo}@main/{FOLDER}/000_00000.parquet"
     assert not (out / ".download").exists() and not (out / PROGRESS).exists()  # raw files deleted once read
     assert len(file_server.gets(".parquet")) == 3 and not file_server.gets("100BT")
 
@@ -161,7 +171,7 @@ def test_a_stopped_corpus_resumes_after_the_last_whole_file(fineweb, file_server
     prepare_corpus("fineweb-edu", tokenizer_dir, reference, val_fraction=0.1, shard_tokens=300, progress=False)
     file_server.requests.clear()
     out = tmp_path / "fw"
-    third = f"{CORPUS.repo}/{CORPUS.folder}/002_00000.parquet"
+    third = f"{CORPUS.repo}/{FOLDER}/002_00000.parquet"
     file_server.etags[third] = "cd" * 32  # the third file arrives corrupted: the run stops there
     with pytest.raises(DownloadError, match="002_00000.parquet"):
         prepare_corpus("fineweb-edu", tokenizer_dir, out, val_fraction=0.1, shard_tokens=300, progress=False)
@@ -178,7 +188,21 @@ def test_a_stopped_corpus_resumes_after_the_last_whole_file(fineweb, file_server
     assert not (out / "train_000099.bin").exists()
     ours, whole = all_tokens(out), all_tokens(reference)
     assert all(np.array_equal(ours[s], whole[s]) for s in ("train", "val"))
-    assert json.loads((out / MANIFEST).read_text())["splits"] == json.loads((reference / MANIFEST).read_text())["splits"]
+    splits = [json.loads((d / MANIFEST).read_text())["splits"] for d in (out, reference)]
+    assert splits[0] == splits[1]
+
+
+def test_openwebtext_is_read_from_the_viewers_conversion_when_main_has_no_parquet(file_server, tmp_path,
+                                                                                  tokenizer_dir):
+    corpus = datasets.CORPORA["openwebtext"]
+    file_server.hub_file(corpus.repo, "subsets/urlsf_subset00.tar").write_bytes(b"the original tarballs")
+    texts = sentences(12, 5)
+    write_parquet(file_server.hub_file(corpus.repo, "plain_text/partial-train/0000.parquet", datasets.CONVERTED),
+                  {"text": texts})
+    manifest = prepare_corpus("openwebtext", tokenizer_dir, tmp_path / "owt", val_fraction=0, progress=False)
+    assert manifest["splits"]["train"]["documents"] == 12 and manifest["dataset"]["revision"] == datasets.CONVERTED
+    assert TokenDataset(tmp_path / "owt", "train").shards[0][1:8].tolist() == \
+        Tokenizer.from_pretrained(tokenizer_dir).encode(texts[0])[:7]
 
 
 def test_max_tokens_stops_early_and_the_cli_trains_on_it(fineweb, file_server, tmp_path, tokenizer_dir, capsys):

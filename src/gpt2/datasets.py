@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpt2.download import cache_path, download, hub_download
+from gpt2.download import NotOnHub, cache_path, download, hub_download
 from gpt2.errors import DataError
 from gpt2.io import atomic_write, atomic_write_text, file_sha256
 
@@ -58,18 +58,30 @@ class Source:
         return cache_path(self.path)
 
 
+CONVERTED = "refs/convert/parquet"  # the branch where the Hub's dataset viewer keeps every dataset as parquet
+
+
 @dataclass(frozen=True)
 class HubFile:
-    """A parquet file of a Hub dataset, and how one of its rows becomes a line of the task's jsonl."""
+    """One split of a Hub dataset as a parquet file, and how one of its rows becomes a line of the task's jsonl.
+
+    Where: the dataset's own `filename` on main, else the viewer's conversion of split `split` of config
+    `config` (`{config}/{split}/0000.parquet` on refs/convert/parquet), the same rows; the second is the
+    layout every dataset on the Hub has, the first the one its authors chose (and may rename)."""
 
     repo: str
     filename: str
+    config: str
+    split: str
     row: Callable[[dict[str, Any]], dict[str, Any]] = dict
-    revision: str = "main"
 
     @property
     def url(self) -> str:
-        return f"https://huggingface.co/datasets/{self.repo}/blob/{self.revision}/{self.filename}"
+        return f"https://huggingface.co/datasets/{self.repo}/blob/main/{self.filename}"
+
+    def locations(self) -> list[tuple[str, str]]:
+        """(revision, path) to try, in order."""
+        return [("main", self.filename), (CONVERTED, f"{self.config}/{self.split}/0000.parquet")]
 
 
 def _hub(name: str, path: str, hub: HubFile, licence: str, description: str) -> Source:
@@ -82,15 +94,20 @@ def _translation(source: str, target: str) -> Callable[[dict[str, Any]], dict[st
 
 @dataclass(frozen=True)
 class Corpus:
-    """A pretraining corpus on the Hub: the parquet files under `folder`, their text in column `column`."""
+    """A pretraining corpus on the Hub: the parquet files below the first of `locations` (revision, folder)
+    that has any, their text in column `column`."""
 
     name: str
     repo: str
-    folder: str
+    locations: tuple[tuple[str, str], ...]
     licence: str
     description: str
-    revision: str = "main"
     column: str = "text"
+
+    @property
+    def url(self) -> str:
+        revision, folder = self.locations[0]
+        return f"https://huggingface.co/datasets/{self.repo}/tree/{revision}/{folder}"
 
 
 def _wikitext(n: str, split: str, sha256: str | None = None, size: int | None = None) -> Source:
@@ -131,14 +148,17 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("hellaswag", "hellaswag/hellaswag_val.jsonl",
            "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl", "MIT",
            "HellaSwag validation (Zellers et al. 2019), 10,042 examples: the modern GPT-2 yardstick"),
-    _hub("cnn-dailymail", "cnndm/test.jsonl", HubFile("abisee/cnn_dailymail", "3.0.0/test-00000-of-00001.parquet"),
-         "Apache 2.0", "CNN/Daily Mail 3.0.0 test, 11,490 articles with highlights (summarize; paper Sec. 3.6)"),
+    _hub("cnn-dailymail", "cnndm/test.jsonl",
+         HubFile("abisee/cnn_dailymail", "3.0.0/test-00000-of-00001.parquet", "3.0.0", "test"), "Apache 2.0",
+         "CNN/Daily Mail 3.0.0 test, 11,490 articles with highlights (summarize; paper Sec. 3.6)"),
     *(_hub(f"wmt14-{a}-{b}", f"wmt14/{a}-{b}.test.jsonl",
-           HubFile("wmt/wmt14", "fr-en/test-00000-of-00001.parquet", _translation(a, b)), "WMT terms (research)",
+           HubFile("wmt/wmt14", "fr-en/test-00000-of-00001.parquet", "fr-en", "test", _translation(a, b)),
+           "WMT terms (research)",
            f"WMT14 {a}->{b} newstest2014, 3,003 sentences (translate; paper Sec. 3.7)")
       for a, b in (("fr", "en"), ("en", "fr"))),
     _hub("nq-open", "nq/nq_open.validation.jsonl",
-         HubFile("google-research-datasets/nq_open", "nq_open/validation-00000-of-00001.parquet"), "CC BY-SA 3.0",
+         HubFile("google-research-datasets/nq_open", "nq_open/validation-00000-of-00001.parquet", "nq_open",
+                 "validation"), "CC BY-SA 3.0",
          "Natural Questions (open), dev: 3,610 questions with accepted answers (qa; paper Sec. 3.8)"),
     *(Source(f"gpt2-output/{n}.{split}", f"gpt2-output/{n}.{split}.jsonl", OUTPUT_DATASET.format(name=n, split=split),
              "MIT", f"OpenAI's gpt-2-output-dataset: {n}, {split} split")
@@ -147,10 +167,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
 
 
 CORPORA: dict[str, Corpus] = {c.name: c for c in [
-    Corpus("openwebtext", "Skylion007/openwebtext", "plain_text/train", "CC0 (the URLs' pages: their owners')",
-           "OpenWebText (Gokaslan & Cohen 2019): 8M Reddit-linked pages, the open WebText; ~9B GPT-2 tokens "
-           "(the Hub's parquet conversion)", revision="refs/convert/parquet"),
-    Corpus("fineweb-edu", "HuggingFaceFW/fineweb-edu", "sample/10BT", "ODC-By 1.0",
+    Corpus("openwebtext", "Skylion007/openwebtext", (("main", "plain_text"), (CONVERTED, "plain_text")),
+           "CC0 (the URLs' pages: their owners')",
+           "OpenWebText (Gokaslan & Cohen 2019): 8M Reddit-linked pages, the open WebText; ~9B GPT-2 tokens"),
+    Corpus("fineweb-edu", "HuggingFaceFW/fineweb-edu", (("main", "sample/10BT"),), "ODC-By 1.0",
            "FineWeb-Edu's 10B-token sample (14 parquet files, ~28 GB): what llm.c and nanoGPT speedruns train "
            "GPT-2 124M on"),
 ]}
@@ -169,10 +189,7 @@ def fetch(name: str, *, progress: bool = True) -> Path:
         atomic_write_text(_sha_file(dest), source.sha256 + "\n")
         return dest
     if source.hub is not None:
-        hub = source.hub
-        parquet = hub_download(hub.repo, hub.filename, cache_path("hub", hub.repo), revision=hub.revision,
-                               progress=progress)
-        _parquet_to_jsonl(parquet, hub.row, dest)
+        _parquet_to_jsonl(_hub_parquet(source.hub, progress), source.hub.row, dest)
     elif source.member is None:
         download(source.url, dest, progress=progress)
     else:
@@ -219,6 +236,17 @@ def _extract(archive: Path, member: str, dest: Path) -> None:
                         "to download it again") from None
 
 
+def _hub_parquet(hub: HubFile, progress: bool) -> Path:
+    """The parquet file of `hub`, from the first of its locations the Hub has."""
+    missing = []
+    for revision, filename in hub.locations():
+        try:
+            return hub_download(hub.repo, filename, cache_path("hub", hub.repo), revision=revision, progress=progress)
+        except NotOnHub as e:
+            missing.append(str(e))
+    raise DataError("; ".join(missing))
+
+
 def _parquet_to_jsonl(parquet: Path, row: Callable[[dict[str, Any]], dict[str, Any]], dest: Path) -> None:
     """Each row of `parquet`, mapped by `row`, as one JSON line of `dest` (written atomically)."""
     import json
@@ -243,7 +271,7 @@ def status() -> list[dict[str, object]]:
     files = [{"name": s.name, "kind": "file", "path": str(s.local()), "present": s.local().is_file(), "url": s.url,
               "sha256": s.sha256, "licence": s.licence, "description": s.description} for s in SOURCES.values()]
     corpora = [{"name": c.name, "kind": "corpus", "path": None, "present": False,
-                "url": f"https://huggingface.co/datasets/{c.repo}/tree/{c.revision}/{c.folder}", "sha256": None,
+                "url": c.url, "sha256": None,
                 "licence": c.licence, "description": c.description} for c in CORPORA.values()]
     return files + corpora
 

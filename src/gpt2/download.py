@@ -32,6 +32,10 @@ class DownloadError(GPT2Error):
     """A file could not be fetched, or what arrived is not the file expected."""
 
 
+class NotOnHub(DownloadError):
+    """The Hub answered, and has no such file, folder or revision (404)."""
+
+
 def cache_path(*parts: str) -> Path:
     """Where downloads live: $GPT2_DATA_DIR, else ~/.cache/gpt2 (XDG_CACHE_HOME respected)."""
     root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpt2"
@@ -140,6 +144,8 @@ def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revis
         path = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision, local_dir=dest_dir,
                                     endpoint=hub_endpoint()))
     except _network_errors() as e:
+        if _status(e) == 404:
+            raise NotOnHub(f"{url}: not on the Hub (404)") from None
         if local.is_file():
             return local
         raise DownloadError(f"could not download {url} ({_reason(e)}); offline, fetch it elsewhere and put it "
@@ -165,10 +171,13 @@ def hub_list(repo: str, folder: str, *, revision: str = "main",
         files = sorted((e.path, e.size, e.lfs.sha256 if getattr(e, "lfs", None) else None) for e in entries
                        if e.path.endswith(suffix) and hasattr(e, "size"))
     except _network_errors() as e:
-        raise DownloadError(f"could not list {hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder} "
-                            f"({_reason(e)}); the data needs the network (or HF_ENDPOINT, a mirror)") from None
+        where = f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}"
+        if _status(e) == 404:
+            raise NotOnHub(f"{where}: not on the Hub (404)") from None
+        raise DownloadError(f"could not list {where} ({_reason(e)}); the data needs the network (or HF_ENDPOINT, "
+                            "a mirror)") from None
     if not files:
-        raise DownloadError(f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}: no {suffix} files there")
+        raise NotOnHub(f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}: no {suffix} files there")
     return files
 
 
@@ -185,6 +194,10 @@ def _network_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             pass
     return tuple(errors)
+
+
+def _status(e: BaseException) -> int | None:
+    return getattr(getattr(e, "response", None), "status_code", None)
 
 
 def _reason(e: BaseException) -> str:

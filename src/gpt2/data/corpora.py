@@ -58,7 +58,7 @@ def prepare_corpus(
     """Stream corpus `name` (gpt2.datasets.CORPORA) into train/val token shards under `out`, stopping after
     `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings."""
     from gpt2.datasets import CORPORA
-    from gpt2.download import hub_list
+    from gpt2.download import hub_download
     from gpt2.tokenizer import Tokenizer
 
     if name not in CORPORA:
@@ -69,13 +69,12 @@ def prepare_corpus(
     corpus = CORPORA[name]
     tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
     out = Path(out)
-    settings = {"dataset": name, "repo": corpus.repo, "revision": corpus.revision, "folder": corpus.folder,
-                "column": corpus.column, "tokenizer": str(tokenizer), "seed": seed, "val_fraction": val_fraction,
-                "shard_tokens": shard_tokens, "max_tokens": max_tokens}
+    settings = {"dataset": name, "repo": corpus.repo, "column": corpus.column, "tokenizer": str(tokenizer),
+                "seed": seed, "val_fraction": val_fraction, "shard_tokens": shard_tokens, "max_tokens": max_tokens}
     state = _resume_or_start(out, settings, overwrite)
     if not state["files"]:
         tok.save_pretrained(out / TOKENIZER_DIR)
-    files = hub_list(corpus.repo, corpus.folder, revision=corpus.revision)
+    revision, files = _list(corpus)
     sink = ShardSink(out, tok, shard_tokens, seed, val_fraction, state["sink"])
     _drop_unrecorded_shards(out, sink)
     done = {f["path"] for f in state["files"]}
@@ -90,20 +89,27 @@ def prepare_corpus(
                 continue
             if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
                 break
-            local = _fetch(corpus, path, out, progress)
+            local = hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=revision, progress=progress)
             documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, bar, size)
             sink.close()
             state["files"].append({"path": path, "bytes": size, "sha256": sha256, "documents": documents})
             state["sink"] = sink.state()
             atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
             shutil.rmtree(out / DOWNLOAD_DIR, ignore_errors=True)  # the raw file is in the shards now
-    return _finish(out, tok, sink, state, corpus, len(files))
+    return _finish(out, tok, sink, state, corpus, revision, len(files))
 
 
-def _fetch(corpus, path: str, out: Path, progress: bool) -> Path:
-    from gpt2.download import hub_download
+def _list(corpus) -> tuple[str, list[tuple[str, int, str | None]]]:
+    """(revision, its parquet files) at the first of the corpus's locations that has any."""
+    from gpt2.download import NotOnHub, hub_list
 
-    return hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=corpus.revision, progress=progress)
+    missing = []
+    for revision, folder in corpus.locations:
+        try:
+            return revision, hub_list(corpus.repo, folder, revision=revision)
+        except NotOnHub as e:
+            missing.append(str(e))
+    raise DataError("; ".join(missing))
 
 
 def _tokenize_file(local: Path, column: str, tok, sink: ShardSink, workers: int | None, max_tokens: int | None,
@@ -168,13 +174,14 @@ def _drop_unrecorded_shards(out: Path, sink: ShardSink) -> None:
             path.unlink()
 
 
-def _finish(out: Path, tok, sink: ShardSink, state: dict[str, Any], corpus, n_files: int) -> dict[str, Any]:
+def _finish(out: Path, tok, sink: ShardSink, state: dict[str, Any], corpus, revision: str,
+            n_files: int) -> dict[str, Any]:
     settings = state["settings"]
     if not sum(sink.documents.values()):
         raise DataError(f"{corpus.repo}: no documents in its {corpus.column!r} column")
-    dataset = {"name": corpus.name, "repo": corpus.repo, "revision": corpus.revision, "folder": corpus.folder,
-               "files_used": len(state["files"]), "files_in_corpus": n_files, "max_tokens": settings["max_tokens"]}
-    inputs = [{**f, "path": f"hf://datasets/{corpus.repo}@{corpus.revision}/{f['path']}"} for f in state["files"]]
+    dataset = {"name": corpus.name, "repo": corpus.repo, "revision": revision, "files_used": len(state["files"]),
+               "files_in_corpus": n_files, "max_tokens": settings["max_tokens"]}
+    inputs = [{**f, "path": f"hf://datasets/{corpus.repo}@{revision}/{f['path']}"} for f in state["files"]]
     manifest = manifest_for(tok, settings["tokenizer"], sink, inputs, seed=settings["seed"],
                             val_fraction=settings["val_fraction"], shard_tokens=settings["shard_tokens"],
                             txt_split=None, dataset=dataset)
