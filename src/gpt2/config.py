@@ -156,7 +156,10 @@ class GPTConfig:
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path}: file not found") from None
+            hint = ""
+            if (path.parent / "checkpoint" / "config.json").is_file():  # a `gpt2 train` run directory
+                hint = f"; {path.parent} is a training run: its model is {path.parent / 'checkpoint'}"
+            raise ConfigError(f"{path}: file not found{hint}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(d, source=str(path))
