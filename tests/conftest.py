@@ -118,14 +118,15 @@ class FileServer:
     "/" in the revision as "_"): `HEAD|GET /datasets/<repo>/resolve/<revision>/<path>` with the headers
     huggingface_hub reads (X-Repo-Commit, an ETag that is the file's sha256, as for LFS files) and
     `GET /api/datasets/<repo>/tree/<revision>/<folder>` listing the files below a folder. `etags` maps
-    a repo path ("owner/name/path") to the ETag to announce instead (a file that does not match it)."""
+    a repo path ("owner/name/path") to the ETag to announce instead (a file that does not match it); `cut`
+    maps a repo path (or a URL path) to a byte count after which the next transfer of it breaks off."""
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
     def __init__(self, root: Path, ranges: bool = True) -> None:
         import http.server
 
-        self.root, self.ranges, self.requests, self.etags = Path(root), ranges, [], {}
+        self.root, self.ranges, self.requests, self.etags, self.cut = Path(root), ranges, [], {}, {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -168,6 +169,13 @@ class FileServer:
                     self.send_header("ETag", f'"{etag}"')
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
+                cut = server.cut.pop(repo_path or url.path, None) if body else None
+                if cut is not None:  # the connection drops after `cut` bytes, once
+                    self.wfile.write(data[start:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if body:
                     self.wfile.write(data[start:])
 

@@ -89,6 +89,22 @@ def test_natural_questions_keep_every_accepted_answer(file_server):
     assert rows == [{"question": "who wrote hamlet", "answer": ["Shakespeare", "William Shakespeare"]}]
 
 
+def test_a_hub_transfer_that_breaks_off_resumes_where_it_stopped(file_server):
+    hub = datasets.SOURCES["cnn-dailymail"].hub
+    path = file_server.hub_file(hub.repo, hub.filename)
+    # huggingface_hub writes in 10 MiB chunks: the file must be larger for a break-off to leave a part behind
+    articles = [random.Random(i).randbytes(6000).hex() for i in range(1000)]
+    pq.write_table(pa.table({"article": articles, "highlights": ["."] * 1000}), path, compression="none")
+    cut = 10 * 2**20 + 12345
+    assert path.stat().st_size > cut
+    file_server.cut[f"{hub.repo}/{hub.filename}"] = cut
+    rows = datasets.fetch("cnn-dailymail", progress=False).read_text().splitlines()
+    assert [json.loads(r)["article"] for r in rows] == articles
+    ranges = [r for method, p, r in file_server.requests if method == "GET" and p.endswith(".parquet")]
+    assert len(ranges) == 2 and ranges[0] is None  # the second request asks only for what is missing:
+    assert 0 < int(ranges[1].removeprefix("bytes=").rstrip("-")) <= cut
+
+
 def test_a_hub_file_that_does_not_match_its_sha256_is_removed_with_both_hashes(file_server):
     hub = datasets.SOURCES["nq-open"].hub
     write_parquet(file_server.hub_file(hub.repo, hub.filename), {"question": ["q"], "answer": [["a"]]})
