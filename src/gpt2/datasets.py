@@ -110,11 +110,13 @@ class Corpus:
         return f"https://huggingface.co/datasets/{self.repo}/tree/{revision}/{folder}"
 
 
-def _wikitext(n: str, split: str, sha256: str | None = None, size: int | None = None) -> Source:
-    name = f"wikitext{n}" + ("" if split == "test" else f"-{split}")
-    return Source(name, f"wikitext{n}/wiki.{split}.tokens", f"https://wikitext.smerity.com/wikitext-{n}-v1.zip",
-                  "CC BY-SA 3.0", f"WikiText-{n} {split} split, tokenized (Merity et al. 2016)", sha256, size,
-                  member=f"wikitext-{n}/wiki.{split}.tokens")
+def _wikitext(n: str, split: str, sha256: str | None = None, size: int | None = None, raw: bool = False) -> Source:
+    """WikiText-`n`'s `split`: tokenized (what the paper's perplexities read), or raw (lm-eval's wikitext)."""
+    name = f"wikitext{n}" + ("" if split == "test" else f"-{split}") + ("-raw" if raw else "")
+    kind, suffix = ("-raw", "raw") if raw else ("", "tokens")
+    return Source(name, f"wikitext{n}/wiki.{split}.{suffix}", f"https://wikitext.smerity.com/wikitext-{n}{kind}-v1.zip",
+                  "CC BY-SA 3.0", f"WikiText-{n} {split} split, {'raw' if raw else 'tokenized'} (Merity et al. 2016)",
+                  sha256, size, member=f"wikitext-{n}{kind}/wiki.{split}.{suffix}")
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
@@ -132,6 +134,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
     _wikitext("2", "test", "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0", 1_256_449),
     _wikitext("2", "valid", "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8", 1_121_681),
     _wikitext("103", "test"),
+    _wikitext("2", "test", raw=True),
+    _wikitext("103", "test", raw=True),
     Source("enwik8", "enwik8/enwik8", "http://mattmahoney.net/dc/enwik8.zip", "CC BY-SA (Wikipedia)",
            "enwik8: the first 10^8 bytes of an English Wikipedia dump (Hutter Prize)", member="enwik8"),
     Source("text8", "text8/text8", "http://mattmahoney.net/dc/text8.zip", "CC BY-SA (Wikipedia)",
