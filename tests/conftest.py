@@ -86,14 +86,19 @@ def gpt2_tokenizer(tmp_path_factory, gpt2_vocab_file):
         patch.undo()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (now): for a server to start on, or to stand for being offline."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def serve_in_thread(app) -> Iterator[str]:
     """Run an ASGI app under uvicorn on a free loopback port in a daemon thread; yields its base URL."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,14 +7,13 @@ import dataclasses
 import hashlib
 import io
 import json
-import socket
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, free_port
 from gpt2 import datasets
 from gpt2.cli import main
 from gpt2.download import DownloadError
@@ -118,9 +117,7 @@ def test_eval_fetches_a_file_from_inside_a_tarball(file_server):
 
 
 def test_offline_eval_is_one_line_naming_the_url_and_the_place(tmp_path, monkeypatch, capsys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there: offline
     monkeypatch.setenv("GPT2_DOWNLOAD_MIRROR", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
     assert main(["eval", "--task", "wsc", "-m", str(tmp_path / "no-model")]) == 2

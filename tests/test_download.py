@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 
 import pytest
 
-from conftest import FileServer
+from conftest import FileServer, free_port
 from gpt2.download import DownloadError, cache_path, download, mirrored
 
 URL = "https://openaipublic.azureedge.net/gpt-2/detector-models/v1/detector-base.pt"
@@ -67,9 +66,7 @@ def test_a_corrupted_file_fails_the_checksum_naming_both_hashes(file_server, tmp
 
 
 def test_offline_is_one_line_naming_the_url_and_where_to_put_the_file(tmp_path, monkeypatch):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there: offline
     monkeypatch.setenv("GPT2_DOWNLOAD_MIRROR", f"http://127.0.0.1:{port}")
     dest = tmp_path / "detector-base.pt"
     with pytest.raises(DownloadError) as info:

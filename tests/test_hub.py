@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import free_port
 from gpt2 import datasets
 from gpt2.cli import main
 from gpt2.data import MANIFEST, TokenDataset, prepare, prepare_corpus
@@ -116,9 +116,7 @@ def test_a_hub_file_that_does_not_match_its_sha256_is_removed_with_both_hashes(f
 
 
 def test_offline_the_hub_is_one_line_naming_the_url_and_the_place(tmp_path, monkeypatch, capsys):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there: offline
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
