@@ -147,3 +147,24 @@ def test_detect_benchmark_fetches_openais_output_dataset(file_server, tmp_path, 
     md = capsys.readouterr().out
     assert "| tfidf | 100.00% | 1.0000 |" in md and "train 20 + 20, valid 12 + 12, test 12 + 12" in md
     assert main(["detect", "benchmark", "--out", str(tmp_path / "x")]) == 2  # neither --data-dir nor --dataset
+
+
+def test_detect_matrix_fetches_the_output_dataset_it_needs(file_server, tmp_path, capsys):
+    """`gpt2 detect matrix --dataset openai`: the transfer table from OpenAI's files, fetched through the
+    registry: trained on each source, tested on each; the easy source's detector fails on the other."""
+    vocab = {"webtext": "river stone light bread", "small-117M-k40": "kernel module function",
+             "xl-1542M-nucleus": "river stone light comet"}  # all but one word as the human texts
+    for split, n in (("train", 30), ("valid", 12), ("test", 12)):
+        for name, words in vocab.items():
+            rows = [{"id": i, "ended": True, "length": 9, "text": f"{words} {i} " * 5} for i in range(n)]
+            serve(file_server, datasets.SOURCES[f"gpt2-output/{name}.{split}"].url,
+                  "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert main(["detect", "matrix", "--dataset", "openai", "--sources", "small-117M-k40", "xl-1542M-nucleus",
+                 "--detector", "tfidf", "--limit-train", "20", "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    assert len(file_server.gets()) == 9
+    cells = json.loads((tmp_path / "m" / "matrix.json").read_text())["cells"]
+    assert cells["small-117M-k40"]["small-117M-k40"]["accuracy"] == 1.0
+    assert cells["xl-1542M-nucleus"]["xl-1542M-nucleus"]["accuracy"] == 1.0
+    assert cells["small-117M-k40"]["xl-1542M-nucleus"]["accuracy"] < 0.75  # trained on the other: no transfer
+    assert main(["detect", "matrix", "--dataset", "openai", "--sources", "gpt-3", "--out", "x"]) == 2
+    assert "not in OpenAI's output dataset: gpt-3" in capsys.readouterr().err

@@ -25,6 +25,7 @@ examples:
   gpt2 detect eval det/tfidf --real webtext.test.jsonl --fake small-117M-k40.test.jsonl --out reports/tfidf
   gpt2 detect score det/gltr "Some text to check"          probability + per-token GLTR ranks (JSON)
   gpt2 detect matrix --data-dir data --sources small-117M small-117M-k40 --detector tfidf --out reports/m
+  gpt2 detect matrix --dataset openai --detector tfidf --limit-train 20000 --out reports/transfer
   gpt2 detect train --detector classifier --backbone roberta-base --real webtext.train.jsonl \
       --fake xl-1542M.train.jsonl --valid-real webtext.valid.jsonl --valid-fake xl-1542M.valid.jsonl --out det/rb
   gpt2 detect load-openai base --out det/openai-base    OpenAI's released RoBERTa detector, ready to use
@@ -168,9 +169,12 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 def _add_matrix(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("matrix", help="the transfer table: trained on each source, tested on each")
     _add_detector_options(m)
-    m.add_argument("--data-dir", required=True, metavar="DIR", help="holds <source>.{train,valid,test}.jsonl")
-    m.add_argument("--sources", nargs="+", required=True,
-                   help="output datasets, e.g. small-117M small-117M-k40")
+    m.add_argument("--data-dir", default=None, metavar="DIR", help="holds <source>.{train,valid,test}.jsonl")
+    m.add_argument("--dataset", choices=("openai",), default=None,
+                   help="openai: OpenAI's output-dataset files, downloaded once into the data directory")
+    m.add_argument("--sources", nargs="+", default=None,
+                   help="output datasets, e.g. small-117M small-117M-k40 (with --dataset openai, default: "
+                   "all eight model x sampling sets)")
     m.add_argument("--real-name", default="webtext", help="the human files' prefix (default: webtext)")
     m.add_argument("--limit-train", type=int, default=None, metavar="N",
                    help="train on at most N texts per side")
@@ -284,7 +288,8 @@ def run_matrix(args: argparse.Namespace) -> int:
     from gpt2.detection.report import markdown_matrix, transfer_matrix, write_matrix
 
     options = _detector_options(args)
-    result = transfer_matrix(args.data_dir, args.sources, lambda: make_detector(args.detector, **options),
+    data_dir, sources = _output_dataset(args)
+    result = transfer_matrix(data_dir, sources, lambda: make_detector(args.detector, **options),
                              real_name=args.real_name, limit_train=args.limit_train,
                              limit_test=args.limit_test,
                              progress=not args.no_progress)
@@ -292,6 +297,27 @@ def run_matrix(args: argparse.Namespace) -> int:
     print(markdown_matrix(result))
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0
+
+
+def _output_dataset(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(directory, sources) for `matrix`: --data-dir as given, or OpenAI's files fetched (--dataset openai)."""
+    from gpt2.datasets import OUTPUT_DATASET_NAMES, fetch
+    from gpt2.detection import DetectorError
+
+    if (args.data_dir is None) == (args.dataset is None):
+        raise DetectorError("give --data-dir (a directory of <name>.<split>.jsonl files) or --dataset openai")
+    sources = args.sources or ([n for n in OUTPUT_DATASET_NAMES if n != args.real_name] if args.dataset else None)
+    if not sources:
+        raise DetectorError("--sources: which output datasets (e.g. small-117M small-117M-k40)")
+    if args.dataset is None:
+        return args.data_dir, sources
+    unknown = [n for n in [args.real_name, *sources] if n not in OUTPUT_DATASET_NAMES]
+    if unknown:
+        raise DetectorError(f"not in OpenAI's output dataset: {', '.join(unknown)} (it has "
+                            f"{', '.join(OUTPUT_DATASET_NAMES)})")
+    paths = [fetch(f"gpt2-output/{name}.{split}", progress=not args.no_progress)
+             for name in (args.real_name, *sources) for split in ("train", "valid", "test")]
+    return str(paths[0].parent), sources
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
