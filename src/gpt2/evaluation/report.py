@@ -52,6 +52,19 @@ PAPER_ROWS: list[tuple[str, str, float, str, dict[str, float], bool, str]] = [
      "paper: Sec. 3.7; En-Fr 5 BLEU (--data-path the wmt14-en-fr file)"),
     ("qa", "exact_match", 1.0, "Natural Questions (EM)", {"1542M": 4.1}, False, "paper: Sec. 3.8"),
 ]
+# What a metric outside the paper's rows means, when its name alone does not say whose definition it is.
+METRIC_NOTES: dict[tuple[str, str], str] = {
+    ("lambada", "accuracy_lm_eval"): "lm-evaluation-harness `lambada_openai` acc exactly (no <|endoftext|> "
+                                     "before the passage); its published gpt2 (124M): 32.56%",
+    ("lambada", "perplexity_lm_eval"): "lm-evaluation-harness `lambada_openai` perplexity exactly; its "
+                                       "published gpt2 (124M): 40.06",
+    ("lambada", "accuracy_last_token"): "the passage's final BPE token greedy (Megatron-LM's non-strict mode)",
+    ("lambada", "perplexity_last_token"): "of the passage's final BPE token",
+    ("hellaswag", "acc_lm_eval"): "lm-evaluation-harness `hellaswag` acc (its prompt and clean-up)",
+    ("hellaswag", "acc_norm_lm_eval"): "lm-evaluation-harness `hellaswag` acc_norm (per character)",
+    ("hellaswag", "acc_llm_c"): "llm.c / nanoGPT's hellaswag.py acc",
+    ("hellaswag", "acc_norm_llm_c"): "llm.c / nanoGPT's hellaswag.py acc_norm (per token); GPT-2 124M: ~0.2955",
+}
 TABLE3 = tuple(dict.fromkeys(row[0] for row in PAPER_ROWS if row[0] not in ("summarize", "translate", "qa")))
 
 
@@ -134,7 +147,7 @@ def markdown_table(document: dict[str, Any]) -> str:
                   "| --- | ---: | ---: | ---: | ---: | --- |", *rows]
     others = [(t, k, v) for t, r in tasks.items() for k, v in r["metrics"].items() if (t, k) not in shown]
     if others:
-        lines += ["", "| task | metric | value |", "| --- | --- | ---: |"]
-        lines += [f"| {t} | {k} | {v:.4f} |" for t, k, v in others]
+        lines += ["", "| task | metric | value | definition |", "| --- | --- | ---: | --- |"]
+        lines += [f"| {t} | {k} | {v:.4f} | {METRIC_NOTES.get((t, k), '')} |" for t, k, v in others]
     lines.append("")
     return "\n".join(lines)
