@@ -134,13 +134,15 @@ def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revis
     Offline, a file already at `dest_dir/filename` is used as it is; without one, one line says what to
     fetch and where to put it."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     local = Path(dest_dir) / filename
     url = hub_url(repo, filename, revision)
+    silence = not progress and not are_progress_bars_disabled()
     try:
         etag = get_hf_file_metadata(url).etag or ""  # one quick request, no retries: offline fails here
-        (enable_progress_bars if progress else disable_progress_bars)()
+        if silence:
+            disable_progress_bars()
         path = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision, local_dir=dest_dir,
                                     endpoint=hub_endpoint()))
     except _network_errors() as e:
@@ -150,6 +152,9 @@ def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revis
             return local
         raise DownloadError(f"could not download {url} ({_reason(e)}); offline, fetch it elsewhere and put it "
                             f"at {local}") from None
+    finally:
+        if silence:
+            enable_progress_bars()
     if _SHA256.fullmatch(etag):
         actual = file_sha256(path)
         if actual != etag:
