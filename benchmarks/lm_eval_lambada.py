@@ -2,12 +2,13 @@
 
     python3 -m venv /work/lmeval-venv
     /work/lmeval-venv/bin/pip install torch==2.13.0        # pinned first: unpinned, pip pulls a CUDA build
-    /work/lmeval-venv/bin/pip install lm-eval==0.4.13 transformers
+    /work/lmeval-venv/bin/pip install "lm-eval[hf]==0.4.13" transformers   # [hf]: accelerate, peft for HFLM
     /work/lmeval-venv/bin/pip install -e .                 # so this script can import gpt2
     /work/lmeval-venv/bin/python benchmarks/lm_eval_lambada.py [--limit 200] [--batch-size 16] [--out FILE]
     /work/lmeval-venv/bin/python benchmarks/lm_eval_lambada.py --checkpoint DIR   # a trained model instead
 
 lm-eval runs in its own virtual environment so that the project's stays free of it and its dependencies.
+All 5,153 passages take about 4.5 minutes on 2 CPU cores (lm-eval ~235 s, the project ~20 s).
 
 Model: a random 2-layer GPT-2 (n_embd 128, 4 heads, GPT-2's 50,257-token vocabulary, --seed), built by
 `gpt2.model.GPT` and written by the project's `save_pretrained` (config.json, model.safetensors and the
