@@ -463,6 +463,25 @@ def test_qa_exact_match_equals_hand_check(model, gpt2_tokenizer):
     assert result.nll is None and result.details["shots"] == 2
 
 
+def test_coqa_reads_its_own_dev_file_as_the_jsonl(model, gpt2_tokenizer, tmp_path):
+    """CoQA's official coqa-dev-v1.0.json (what `gpt2 eval --task coqa` fetches) gives the same prompts and
+    predictions as the same stories in jsonl."""
+    stories = [json.loads(line) for line in (FIXTURES / "coqa_sample.jsonl").read_text().splitlines()]
+    official = [{"source": "mctest", "id": str(i), "filename": "x", "story": s["story"],
+                 "questions": [{"input_text": q if isinstance(q, str) else q["input_text"], "turn_id": t + 1}
+                               for t, q in enumerate(s["questions"])],
+                 "answers": [{"input_text": a, "span_text": a, "turn_id": t + 1} for t, a in
+                             enumerate(s["answers"] if isinstance(s["answers"], list) else
+                                       s["answers"]["input_text"])]} for i, s in enumerate(stories)]
+    (tmp_path / "coqa-dev-v1.0.json").write_text(json.dumps({"version": "1.0", "data": official}))
+    ours = prompted.evaluate_coqa(model, gpt2_tokenizer, tmp_path / "coqa-dev-v1.0.json", max_new_tokens=4)
+    jsonl = prompted.evaluate_coqa(model, gpt2_tokenizer, FIXTURES / "coqa_sample.jsonl", max_new_tokens=4)
+    assert ours.details["predictions"] == jsonl.details["predictions"] and ours.metrics == jsonl.metrics
+    (tmp_path / "bad.json").write_text(json.dumps({"version": "1.0", "data": [{"story": "s"}]}))
+    with pytest.raises(DataError, match=r"bad.json: data\[0\]: .*no 'questions'"):
+        prompted.evaluate_coqa(model, gpt2_tokenizer, tmp_path / "bad.json")
+
+
 def test_prompted_tasks_run_on_fixtures(model, gpt2_tokenizer):
     pytest.importorskip("rouge_score")
     pytest.importorskip("sacrebleu")

@@ -74,13 +74,23 @@ def parse_record(line: str, where: str, fields: Mapping[str, tuple[type, ...]],
     """One line of a JSON-lines file: a JSON object holding `fields` (name -> accepted types); `aliases` maps
     another name a field may have to its own. Errors start with `where` (the file and line) and say what
     was expected."""
-    wanted = (f'a "{next(iter(fields))}" field' if len(fields) == 1
-              else "fields " + ", ".join(f'"{name}"' for name in fields))
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); expected one JSON object per "
-                        f"line with {wanted}") from None
+                        f"line with {_wanted(fields)}") from None
+    return check_record(row, where, fields, aliases)
+
+
+def _wanted(fields: Mapping[str, tuple[type, ...]]) -> str:
+    return f'a "{next(iter(fields))}" field' if len(fields) == 1 else "fields " + ", ".join(
+        f'"{name}"' for name in fields)
+
+
+def check_record(row: Any, where: str, fields: Mapping[str, tuple[type, ...]],
+                 aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`row` (parsed JSON) if it is an object holding `fields`, as `parse_record` checks a line."""
+    wanted = _wanted(fields)
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object with {wanted}, got a JSON {type(row).__name__}")
     for alias, name in (aliases or {}).items():

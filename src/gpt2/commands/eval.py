@@ -25,7 +25,8 @@ wikitext2/wiki.test.tokens, wikitext103/wiki.test.tokens, ptb/ptb.test.txt, enwi
 lambada/lambada_test.jsonl, wsc/WSCollection.xml, cbt/cbtest_CN_test_2500ex.txt, cbt/cbtest_NE_test_2500ex.txt,
 hellaswag/hellaswag_val.jsonl, and from the Hugging Face Hub (HF_ENDPOINT for a mirror) cnndm/test.jsonl
 (summarize), wmt14/fr-en.test.jsonl (translate; English to French: --data-path after `gpt2 data get
-wmt14-en-fr`) and nq/nq_open.validation.jsonl (qa). perplexity and coqa always take --data-path.
+wmt14-en-fr`), nq/nq_open.validation.jsonl (qa) and coqa/coqa-dev-v1.0.json (coqa, CoQA's own file).
+perplexity always takes --data-path.
 --limit counts examples (language-modelling tasks: lines; text8: words; coqa: stories)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:

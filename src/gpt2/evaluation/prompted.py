@@ -10,7 +10,7 @@
                "Q: ...\\nA: ..." examples, then "Q: question\\nA:" and greedy decoding to the end of the line;
                exact match after SQuAD's normalisation (lower case, no punctuation, articles or extra space).
     coqa       {"story", "questions": [...], "answers": [...] or {"input_text": [...]}} (the field names of
-               CoQA and of its Hugging Face copy): for each turn, the story, the earlier turns with their
+               CoQA and of its Hugging Face copy), or CoQA's own coqa-dev-v1.0.json ({"data": [stories]}): for each turn, the story, the earlier turns with their
                reference answers as "Q: ...\\nA: ..." and "Q: question\\nA:", greedy decoding to the end of
                the line; SQuAD token F1 against the reference answer, averaged over turns.
 
@@ -22,6 +22,7 @@ for inspection. ROUGE and BLEU need the optional packages `rouge-score` and `sac
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import string
@@ -32,7 +33,7 @@ from typing import Any
 
 from gpt2.errors import DataError, GPT2Error
 from gpt2.evaluation.base import TaskResult, read_text
-from gpt2.io import file_sha256, parse_record
+from gpt2.io import check_record, file_sha256, parse_record
 
 PROMPTED_TASKS = ("summarize", "translate", "qa", "coqa")
 
@@ -211,10 +212,28 @@ def evaluate_qa(model, tokenizer, path, *, limit=None, batch_size=8, progress=Fa
                    shots=shots, limit=limit, predictions=predictions)
 
 
+COQA_FIELDS = {"story": (str,), "questions": (list,), "answers": (list, dict)}
+
+
+def _coqa_rows(path: Path) -> list[dict[str, Any]]:
+    """Stories of a jsonl file, or of CoQA's own file (a .json document {"version", "data": [story, ...]})."""
+    if path.suffix != ".json":
+        return read_jsonl(path, COQA_FIELDS, "coqa")
+    try:
+        document = json.loads(read_text(path, 'CoQA\'s JSON document {"data": [...]}'))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); expected CoQA's own file or "
+                        "jsonl") from None
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, list) or not data:
+        raise DataError(f'{path}: expected CoQA\'s document {{"version", "data": [stories]}} with stories')
+    return [check_record(row, f"{path}: data[{i}]", COQA_FIELDS) for i, row in enumerate(data)]
+
+
 def evaluate_coqa(model, tokenizer, path, *, limit=None, batch_size=8, progress=False,
                   max_new_tokens=32) -> TaskResult:
     start, path = time.perf_counter(), Path(path)
-    rows = read_jsonl(path, {"story": (str,), "questions": (list,), "answers": (list, dict)}, "coqa")
+    rows = _coqa_rows(path)
     rows = rows[:limit] if limit else rows
     prompts, references = [], []
     for i, row in enumerate(rows):

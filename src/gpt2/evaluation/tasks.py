@@ -8,7 +8,7 @@ A task reads `data_path` when given, else the task's standard file in the data d
     wsc/WSCollection.xml         cbt/cbtest_CN_test_2500ex.txt  cbt/cbtest_NE_test_2500ex.txt
     hellaswag/hellaswag_val.jsonl
     cnndm/test.jsonl (summarize) wmt14/fr-en.test.jsonl (translate; en-fr: --data-path)
-    nq/nq_open.validation.jsonl (qa)
+    nq/nq_open.validation.jsonl (qa)   coqa/coqa-dev-v1.0.json (coqa)
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ TASKS: dict[str, Task] = {
     "qa": Task("qa", "nq/nq_open.validation.jsonl",
                'jsonl {"question", "answer"}: few-shot Q:/A: prompt, exact match',
                lambda m, t, p, o: evaluate_qa(m, t, p, shots=o.shots, **o.common)),
-    "coqa": Task("coqa", None, 'jsonl {"story", "questions", "answers"}: conversational QA, F1',
+    "coqa": Task("coqa", "coqa/coqa-dev-v1.0.json",
+                 'CoQA\'s dev file, or jsonl {"story", "questions", "answers"}: conversational QA, F1',
                  lambda m, t, p, o: evaluate_coqa(m, t, p, **o.common)),
 }
 
