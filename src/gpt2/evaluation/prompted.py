@@ -10,9 +10,10 @@
                "Q: ...\\nA: ..." examples, then "Q: question\\nA:" and greedy decoding to the end of the line;
                exact match after SQuAD's normalisation (lower case, no punctuation, articles or extra space).
     coqa       {"story", "questions": [...], "answers": [...] or {"input_text": [...]}} (the field names of
-               CoQA and of its Hugging Face copy), or CoQA's own coqa-dev-v1.0.json ({"data": [stories]}): for each turn, the story, the earlier turns with their
-               reference answers as "Q: ...\\nA: ..." and "Q: question\\nA:", greedy decoding to the end of
-               the line; SQuAD token F1 against the reference answer, averaged over turns.
+               CoQA and of its Hugging Face copy), or CoQA's own coqa-dev-v1.0.json ({"data": [stories]}):
+               for each turn, the story, the earlier turns with their reference answers as "Q: ...\\nA: ..."
+               and "Q: question\\nA:", greedy decoding to the end of the line; SQuAD token F1 against the
+               reference answer, averaged over turns.
 
 Prompts longer than the context keep their last tokens (summarize: the article is cut at its end instead,
 so the prompt still ends with "TL;DR:"). Every prediction is kept in the result's `details["predictions"]`
