@@ -583,6 +583,8 @@ HELLASWAG_ROWS = [
     {"activity_label": "Baking cookies", "ctx_a": "A woman mixes flour and sugar in a bowl.", "ctx_b": "she",
      "ctx": "", "label": 1, "endings": ["drives to the airport.", "adds two eggs and stirs.", "sings to the moon.",
                                         "builds a house of cards."]},
+    {"activity_label": "Health", "ctx_a": "[header] How to rest [title] Lie down.", "ctx_b": "close your eyes. [step]",
+     "ctx": "", "label": 2, "endings": ["Eat a cake.", "Run a mile.", "Breathe slowly.", "Call a cab."]},
 ]
 
 
@@ -590,6 +592,19 @@ def test_hellaswag_clean_up_is_the_harnesss():
     # stripped before the brackets go, as the harness does: a leading bracket leaves a leading space
     assert hellaswag.clean(" [header] How to grow [title] Choose a spot. ") == " How to grow. Choose a spot."
     assert hellaswag.clean("every morning [step] Keep it moist.") == "every morning Keep it moist."
+
+
+def test_hellaswag_pairs_split_as_lm_evals_encode_pair(gpt2_tokenizer):
+    """A context the clean-up leaves ending in a space ("... eyes. [step]" -> "... eyes. "): lm-eval moves the
+    space to the continuation, so the space's own token is scored (as lm-eval 0.4.13 does, checked by
+    benchmarks/lm_eval_crosscheck.py); other contexts split where the ending starts."""
+    tok = gpt2_tokenizer
+    context, ending = "Health: Lie down. Close your eyes. ", " Breathe slowly."
+    alone, cont = hellaswag.harness_pair(tok, context, ending)
+    assert alone == tok.encode("Health: Lie down. Close your eyes.") and cont[0] == tok.encode(" ")[0]
+    assert alone + cont == tok.encode(context + ending)
+    alone, cont = hellaswag.harness_pair(tok, "She mixes flour.", " She adds eggs.")
+    assert cont == tok.encode(" She adds eggs.")
 
 
 def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model, gpt2_tokenizer):
@@ -601,7 +616,7 @@ def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model
     right = dict.fromkeys(["acc_lm_eval", "acc_norm_lm_eval", "acc_llm_c", "acc_norm_llm_c"], 0)
     for r in rows:
         context = hellaswag.clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
-        alone = tok.encode(context)
+        alone = tok.encode(context.rstrip())  # lm-eval's split: a trailing space belongs to the ending
         harness, plain = [], []
         for ending in r["endings"]:
             text = hellaswag.clean(ending)
@@ -614,7 +629,7 @@ def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model
                              ("acc_llm_c", [p[0] for p in plain]), ("acc_norm_llm_c", [p[1] for p in plain])):
             right[name] += max(range(len(values)), key=values.__getitem__) == r["label"]
     assert result.metrics == {name: n / len(rows) for name, n in right.items()}
-    assert result.n_examples == 3 and result.details["primary_metric"] == "acc_norm_lm_eval"
+    assert result.n_examples == 4 and result.details["primary_metric"] == "acc_norm_lm_eval"
     with pytest.raises(DataError, match="line 1: expected at least two string endings"):
         bad = tmp_path / "bad.jsonl"
         bad.write_text(json.dumps({**rows[0], "label": 7}) + "\n")

@@ -7,7 +7,9 @@ definitions are in use, so both are reported, each as its authors compute it:
 `lm_eval`  lm-evaluation-harness 0.4's `hellaswag`: the context is "activity_label: ctx_a Ctx_b" and every
            text goes through its clean-up of WikiHow's artifacts ("[title]" -> ". ", other [brackets]
            removed); a candidate is " " + ending, tokens split from the context as the harness does (the
-           context + ending encoded whole, minus the context's own tokens), no <|endoftext|> first.
+           context + ending encoded whole, minus the context's own tokens; a context the clean-up leaves
+           ending in a space gives that space to the ending, whose token is then scored too), no
+           <|endoftext|> first. Checked against lm-eval 0.4.13 itself by benchmarks/lm_eval_crosscheck.py.
            acc: the highest summed log-probability; acc_norm: the highest log-probability per character
            of the ending (the harness's length normalisation).
 `llm_c`    llm.c's and nanoGPT-era reproductions' (Karpathy's hellaswag.py): the file's `ctx` as it is,
@@ -70,12 +72,22 @@ def clean(text: str) -> str:
     return re.sub(r"\[.*?\]", "", text).replace("  ", " ")
 
 
+def harness_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context, continuation) ids as lm-eval's `_encode_pair` makes them: whitespace ending the context
+    moves to the continuation (so a context that ends in " " scores that space's token too), the two are
+    encoded whole, and the context's own ids are split off the front."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    alone = tokenizer.encode(context)
+    return alone, tokenizer.encode(context + continuation)[len(alone):]
+
+
 def harness_requests(tokenizer, ex: Example) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
     """(context, ending) token pairs as lm-eval builds them, and each ending's length in characters."""
     context = clean(f"{ex.activity_label}: {ex.ctx_a} {ex.ctx_b.capitalize()}")
-    alone = tokenizer.encode(context)
     endings = [clean(e) for e in ex.endings]
-    return [(alone, tokenizer.encode(f"{context} {e}")[len(alone):]) for e in endings], [len(e) for e in endings]
+    return [harness_pair(tokenizer, context, " " + e) for e in endings], [len(e) for e in endings]
 
 
 def evaluate_hellaswag(model, tokenizer, path: str | os.PathLike, *, limit: int | None = None,
