@@ -1,12 +1,12 @@
 """Cross-check of this project's LAMBADA and HellaSwag metrics against lm-evaluation-harness 0.4.13 itself.
 
-    python3 -m venv /work/lmeval-venv
-    /work/lmeval-venv/bin/pip install torch==2.13.0        # pinned first: unpinned, pip pulls a CUDA build
-    /work/lmeval-venv/bin/pip install "lm-eval[hf]==0.4.13" transformers   # [hf]: accelerate, peft for HFLM
-    /work/lmeval-venv/bin/pip install -e .                 # so this script can import gpt2
-    /work/lmeval-venv/bin/python benchmarks/lm_eval_crosscheck.py --task lambada [--limit 200] [--batch-size 16]
-    /work/lmeval-venv/bin/python benchmarks/lm_eval_crosscheck.py --task hellaswag [--hellaswag hellaswag_val.jsonl]
-    /work/lmeval-venv/bin/python benchmarks/lm_eval_crosscheck.py --task all --checkpoint DIR   # a trained model
+    python3 -m venv .venv-lmeval
+    .venv-lmeval/bin/pip install torch==2.13.0        # pinned first: unpinned, pip pulls a CUDA build
+    .venv-lmeval/bin/pip install "lm-eval[hf]==0.4.13" transformers   # [hf]: accelerate, peft for HFLM
+    .venv-lmeval/bin/pip install -e .                 # so this script can import gpt2
+    .venv-lmeval/bin/python benchmarks/lm_eval_crosscheck.py --task lambada [--limit 200] [--batch-size 16]
+    .venv-lmeval/bin/python benchmarks/lm_eval_crosscheck.py --task hellaswag [--hellaswag hellaswag_val.jsonl]
+    .venv-lmeval/bin/python benchmarks/lm_eval_crosscheck.py --task all --checkpoint DIR   # a trained model
 
 lm-eval runs in its own virtual environment so that the project's stays free of it and its dependencies.
 On 2 CPU cores all 5,153 LAMBADA passages take about 4.5 minutes (lm-eval ~235 s, the project ~20 s) with the
