@@ -206,6 +206,24 @@ def test_a_stopped_corpus_resumes_after_the_last_whole_file(fineweb, file_server
     assert splits[0] == splits[1]
 
 
+def test_a_run_stopped_in_its_first_file_keeps_the_download(fineweb, file_server, tmp_path, tokenizer_dir,
+                                                           monkeypatch):
+    from gpt2.data import corpora
+
+    real = corpora._tokenize_file
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(corpora, "_tokenize_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_corpus("fineweb-edu", tokenizer_dir, tmp_path / "fw", val_fraction=0.1, progress=False)
+    assert not (tmp_path / "fw" / PROGRESS).exists()  # nothing finished yet
+    monkeypatch.setattr(corpora, "_tokenize_file", real)
+    prepare_corpus("fineweb-edu", tokenizer_dir, tmp_path / "fw", val_fraction=0.1, progress=False)
+    assert [len(file_server.gets(f"{i:03d}_00000.parquet")) for i in range(3)] == [1, 1, 1]
+
+
 def test_openwebtext_is_read_from_the_viewers_conversion_when_main_has_no_parquet(file_server, tmp_path,
                                                                                   tokenizer_dir):
     corpus = datasets.CORPORA["openwebtext"]

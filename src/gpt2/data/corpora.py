@@ -162,7 +162,8 @@ def _resume_or_start(out: Path, settings: dict[str, Any], overwrite: bool) -> di
             raise DataError(f"{out}: holds an interrupted prepare with other settings ({changed}); run it again "
                             "as before to continue it, or pass --overwrite")
         return state
-    clear_output(out, overwrite)
+    # A first file stopped mid-download is continued, not fetched again (huggingface_hub resumes it there).
+    clear_output(out, overwrite, keep=() if overwrite else (DOWNLOAD_DIR,))
     return {"settings": settings, "files": [], "sink": None}
 
 

@@ -256,10 +256,11 @@ def check_settings(val_fraction: float, shard_tokens: int) -> None:
         raise DataError(f"shard_tokens must be positive, got {shard_tokens}")
 
 
-def clear_output(out: Path, overwrite: bool) -> None:
-    """Make `out` an empty directory. A previous dataset there goes only with `overwrite` (manifest first,
-    so a crash midway never leaves an old manifest describing new shards); the remains of a prepare that
-    failed (no manifest, only shards and the tokenizer) go without asking; anything else stays."""
+def clear_output(out: Path, overwrite: bool, keep: tuple[str, ...] = ()) -> None:
+    """Make `out` an empty directory (but for the names in `keep`). A previous dataset there goes only with
+    `overwrite` (manifest first, so a crash midway never leaves an old manifest describing new shards); the
+    remains of a prepare that failed (no manifest, only shards and the tokenizer) go without asking; anything
+    else stays."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
     if out.is_dir():
@@ -272,6 +273,8 @@ def clear_output(out: Path, overwrite: bool) -> None:
                             "choose a new --out")
         (out / MANIFEST).unlink(missing_ok=True)
         for p in ours:
+            if p.name in keep:
+                continue
             if p.is_dir():
                 shutil.rmtree(p)
             else:
