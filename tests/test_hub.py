@@ -240,7 +240,7 @@ def test_openwebtext_is_read_from_the_viewers_conversion_when_main_has_no_parque
 def test_max_tokens_stops_early_and_the_cli_trains_on_it(fineweb, file_server, tmp_path, tokenizer_dir, capsys):
     out = tmp_path / "fw"
     assert main(["prepare", "--dataset", "fineweb-edu", "--tokenizer", str(tokenizer_dir), "--out", str(out),
-                 "--max-tokens", "500", "--val-fraction", "0", "-q"]) == 0
+                 "--max-tokens", "5e2", "--val-fraction", "0", "-q"]) == 0
     manifest = json.loads((out / MANIFEST).read_text())
     assert 500 <= manifest["splits"]["train"]["tokens"] < 600  # stops at the first document past the budget
     assert manifest["dataset"]["files_used"] == 1 and len(file_server.gets(".parquet")) == 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gpt2.commands._types import count
+
 EPILOG = """\
 examples:
   gpt2 prepare ../shared/data/tinyshakespeare/input.txt --txt-split paragraph --val-fraction 0.1 \\
@@ -41,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="text/jsonl files, directories or globs")
     p.add_argument("--dataset", choices=list(CORPORA), metavar="NAME",
                    help=f"instead of INPUTs, a corpus streamed from the Hub: {', '.join(CORPORA)}")
-    p.add_argument("--max-tokens", type=int, metavar="N",
-                   help="with --dataset: stop after about N tokens (default: the whole corpus)")
+    p.add_argument("--max-tokens", type=count, metavar="N",
+                   help="with --dataset: stop after about N tokens, e.g. 1e9 (default: the whole corpus)")
     p.add_argument("--tokenizer", required=True, metavar="NAME_OR_DIR",
                    help="tokenizer: gpt2, or a directory with tokenizer files (e.g. a checkpoint)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (new or empty)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gpt2.commands._types import count
+
 EPILOG = """\
 examples:
   gpt2 train --data data/shakespeare --out runs/nano --model-size nano --max-steps 2000
@@ -41,14 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="fine-tune this checkpoint (keeps its tokenizer): a directory or gpt2, ...")
     length = p.add_argument_group("length (the first limit reached ends the run)")
     length.add_argument("--max-steps", type=int, help="optimizer steps")
-    length.add_argument("--max-tokens", type=_count, help="training tokens, e.g. 10e9")
+    length.add_argument("--max-tokens", type=count, help="training tokens, e.g. 10e9")
     length.add_argument("--time-budget-s", type=float,
                         help="wall-clock seconds for this invocation; alone, it times the first steps to "
                              "fix how many steps the learning rate decays over")
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch-size", type=int, help="sequences per micro-batch per process (default: 8)")
     batch.add_argument("--seq-len", type=int, help="tokens per sequence (default: the model's n_positions)")
-    batch.add_argument("--total-batch-tokens", type=_count,
+    batch.add_argument("--total-batch-tokens", type=count,
                        help="tokens per optimizer step over all processes; sets gradient accumulation "
                             "(default: batch-size x seq-len x processes)")
     opt = p.add_argument_group("optimizer (linear warmup, cosine decay)")
@@ -73,22 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_.add_argument("--device", help="auto, cpu, cuda, ... (default: auto = cuda if available; torchrun: LOCAL_RANK)")
     run_.add_argument("--peak-tflops", type=float, help="per-device peak for the MFU estimate")
     run_.add_argument("--eval-interval", type=int, help="steps between validations (default: 250)")
-    run_.add_argument("--eval-tokens", type=_count, help="validation tokens per evaluation (default: 262144)")
+    run_.add_argument("--eval-tokens", type=count, help="validation tokens per evaluation (default: 262144)")
     run_.add_argument("--save-interval", type=int, help="steps between checkpoints (default: eval interval)")
     run_.add_argument("--seed", type=int, help="default: 1337")
     run_.add_argument("--quiet", "-q", action="store_true", help="no progress bar or messages")
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    """An integer that may be written 10e9 or 524_288."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return int(value)
 
 
 _NOT_CONFIG = {"command", "func", "resume", "quiet"}
