@@ -126,12 +126,11 @@ class FileServer:
     a repo path ("owner/name/path") to the ETag to announce instead (a file that does not match it); `cut`
     maps a repo path (or a URL path) to a byte count after which the next transfer of it breaks off."""
 
-    COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
     def __init__(self, root: Path, ranges: bool = True) -> None:
         import http.server
 
         self.root, self.ranges, self.requests, self.etags, self.cut = Path(root), ranges, [], {}, {}
+        self.commits: dict[str, str] = {}  # commit -> the revision (branch) it was announced for
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -170,7 +169,7 @@ class FileServer:
                     self.send_response(200)
                 if hub:
                     etag = server.etags.get(repo_path) or hashlib.sha256(data).hexdigest()
-                    self.send_header("X-Repo-Commit", server.COMMIT)
+                    self.send_header("X-Repo-Commit", server.commit(parts[4]))
                     self.send_header("ETag", f'"{etag}"')
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
@@ -207,8 +206,16 @@ class FileServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def commit(self, revision: str) -> str:
+        """The commit `revision` is at: one per branch (the sha1 of its name); a commit is its own."""
+        if revision not in self.commits:
+            self.commits[hashlib.sha1(revision.encode()).hexdigest()] = revision
+        return revision if revision in self.commits else hashlib.sha1(revision.encode()).hexdigest()
+
     def repo_dir(self, repo: str, revision: str = "main") -> Path:
-        """Where the files of Hub dataset `repo` at `revision` are: hub/<repo>, or hub/<repo>@<revision>."""
+        """Where the files of Hub dataset `repo` at `revision` (a branch, or the commit it announced) are:
+        hub/<repo> for main, else hub/<repo>@<revision>."""
+        revision = self.commits.get(revision, revision)
         return self.root / "hub" / (repo if revision == "main" else f"{repo}@{revision.replace('/', '_')}")
 
     def hub_file(self, repo: str, path: str, revision: str = "main") -> Path:

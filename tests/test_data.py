@@ -361,3 +361,19 @@ def test_a_split_shorter_than_one_window(tmp_path):
     data = synthetic(tmp_path, 50, 50)
     with pytest.raises(DataError, match=r"syn: the train split has 50 tokens, fewer than seq_len \+ 1 = 65"):
         BatchLoader(data, batch_size=1, seq_len=64)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, corpus, tokenizer_dir, monkeypatch, capsys):
+    import errno
+
+    from gpt2.data import shards
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / ".train_000000.bin.tmp"))
+
+    monkeypatch.setattr(shards.ShardWriter, "write", full)
+    assert main(["prepare", str(corpus[1]), "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "out"),
+                 "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"gpt2 prepare: error: {tmp_path / 'out' / '.train_000000.bin.tmp'}: No space left on device\n"
+    assert not (tmp_path / "out").exists()  # what the failed prepare wrote is gone

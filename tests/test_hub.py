@@ -54,8 +54,9 @@ def test_cnn_dailymail_comes_from_the_hub_as_the_summarize_tasks_jsonl(file_serv
     assert str(path) in capsys.readouterr().out
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines == [{"article": a, "highlights": h, "id": i} for a, h, i in zip(*rows.values(), strict=True)]
-    assert file_server.gets("/resolve/main/3.0.0/test-00000-of-00001.parquet") == [
-        "/datasets/abisee/cnn_dailymail/resolve/main/3.0.0/test-00000-of-00001.parquet"]
+    # fetched at the commit main was at when asked (a push in between cannot mix two versions)
+    assert file_server.gets(".parquet") == [
+        f"/datasets/abisee/cnn_dailymail/resolve/{file_server.commit('main')}/3.0.0/test-00000-of-00001.parquet"]
     assert resolve_data_path("summarize") == path  # `gpt2 eval --task summarize` reads it, no second fetch
     assert main(["data", "get", "cnn-dailymail", "--no-progress"]) == 0
     assert len(file_server.gets(".parquet")) == 1
@@ -77,8 +78,8 @@ def test_a_split_the_hub_only_has_as_the_viewers_conversion_is_fetched_from_ther
     write_parquet(file_server.hub_file(hub.repo, "fr-en/test/0000.parquet", datasets.CONVERTED),
                   {"translation": [{"en": "Yes.", "fr": "Oui."}]})
     assert json.loads(resolve_data_path("translate").read_text()) == {"source": "Oui.", "target": "Yes."}
-    converted = "/datasets/wmt/wmt14/resolve/refs%2Fconvert%2Fparquet/fr-en/test/0000.parquet"
-    assert file_server.gets(".parquet") == [converted]
+    commit = file_server.commit(datasets.CONVERTED)
+    assert file_server.gets(".parquet") == [f"/datasets/wmt/wmt14/resolve/{commit}/fr-en/test/0000.parquet"]
 
 
 def test_natural_questions_keep_every_accepted_answer(file_server):
@@ -175,7 +176,9 @@ def test_a_streamed_corpus_equals_prepare_on_the_same_documents(fineweb, file_se
         {s: reference["splits"][s]["documents"] for s in ("train", "val")}
     assert manifest["splits"]["val"]["documents"] > 0
     assert manifest["dataset"]["files_used"] == 3 and len(manifest["inputs"]) == 3
-    assert manifest["inputs"][0]["path"] == f"hf://datasets/{CORPUS.repo}@main/{FOLDER}/000_00000.parquet"
+    commit = file_server.commit("main")
+    assert manifest["dataset"]["commit"] == commit and not manifest["dataset"]["partial"]
+    assert manifest["inputs"][0]["path"] == f"hf://datasets/{CORPUS.repo}@{commit}/{FOLDER}/000_00000.parquet"
     assert not (out / ".download").exists() and not (out / PROGRESS).exists()  # raw files deleted once read
     assert len(file_server.gets(".parquet")) == 3 and not file_server.gets("100BT")
 
@@ -206,6 +209,38 @@ def test_a_stopped_corpus_resumes_after_the_last_whole_file(fineweb, file_server
     assert splits[0] == splits[1]
 
 
+def test_ctrl_c_mid_file_resumes_to_the_same_shards_at_the_same_commit(fineweb, file_server, tmp_path,
+                                                                      tokenizer_dir, monkeypatch):
+    """Stopped in the middle of the second file, after some of its shards were complete; meanwhile the Hub
+    gains a file. The resumed run reads the files and commit it started with, and its shards are those of
+    a run never stopped."""
+    from gpt2.data.shards import ShardSink
+
+    reference = tmp_path / "whole"
+    prepare_corpus("fineweb-edu", tokenizer_dir, reference, val_fraction=0.1, shard_tokens=100, progress=False)
+    file_server.requests.clear()
+    real_add, added = ShardSink.add, [0]
+
+    def add(self, ids):
+        added[0] += 1
+        if added[0] == 60:  # the 20th document of the second file
+            raise KeyboardInterrupt
+        return real_add(self, ids)
+
+    monkeypatch.setattr(ShardSink, "add", add)
+    out = tmp_path / "fw"
+    with pytest.raises(KeyboardInterrupt):
+        prepare_corpus("fineweb-edu", tokenizer_dir, out, val_fraction=0.1, shard_tokens=100, progress=False)
+    assert len(json.loads((out / PROGRESS).read_text())["files"]) == 1
+    monkeypatch.setattr(ShardSink, "add", real_add)
+    write_parquet(file_server.hub_file(CORPUS.repo, f"{FOLDER}/003_00000.parquet"), {"text": sentences(5, 9)})
+    manifest = prepare_corpus("fineweb-edu", tokenizer_dir, out, val_fraction=0.1, shard_tokens=100,
+                              progress=False)
+    assert manifest["dataset"]["files_in_corpus"] == 3 and not file_server.gets("003_00000")
+    ours, whole = all_tokens(out), all_tokens(reference)
+    assert all(np.array_equal(ours[s], whole[s]) for s in ("train", "val"))
+
+
 def test_a_run_stopped_in_its_first_file_keeps_the_download(fineweb, file_server, tmp_path, tokenizer_dir,
                                                            monkeypatch):
     from gpt2.data import corpora
@@ -218,7 +253,7 @@ def test_a_run_stopped_in_its_first_file_keeps_the_download(fineweb, file_server
     monkeypatch.setattr(corpora, "_tokenize_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_corpus("fineweb-edu", tokenizer_dir, tmp_path / "fw", val_fraction=0.1, progress=False)
-    assert not (tmp_path / "fw" / PROGRESS).exists()  # nothing finished yet
+    assert json.loads((tmp_path / "fw" / PROGRESS).read_text())["files"] == []  # nothing finished yet
     monkeypatch.setattr(corpora, "_tokenize_file", real)
     prepare_corpus("fineweb-edu", tokenizer_dir, tmp_path / "fw", val_fraction=0.1, progress=False)
     assert [len(file_server.gets(f"{i:03d}_00000.parquet")) for i in range(3)] == [1, 1, 1]
@@ -231,8 +266,10 @@ def test_openwebtext_is_read_from_the_viewers_conversion_when_main_has_no_parque
     texts = sentences(12, 5)
     write_parquet(file_server.hub_file(corpus.repo, "plain_text/partial-train/0000.parquet", datasets.CONVERTED),
                   {"text": texts})
-    manifest = prepare_corpus("openwebtext", tokenizer_dir, tmp_path / "owt", val_fraction=0, progress=False)
+    with pytest.warns(UserWarning, match="holds only part of it"):  # the viewer converts the first GBs only
+        manifest = prepare_corpus("openwebtext", tokenizer_dir, tmp_path / "owt", val_fraction=0, progress=False)
     assert manifest["splits"]["train"]["documents"] == 12 and manifest["dataset"]["revision"] == datasets.CONVERTED
+    assert manifest["dataset"]["partial"]
     assert TokenDataset(tmp_path / "owt", "train").shards[0][1:8].tolist() == \
         Tokenizer.from_pretrained(tokenizer_dir).encode(texts[0])[:7]
 
@@ -249,3 +286,19 @@ def test_max_tokens_stops_early_and_the_cli_trains_on_it(fineweb, file_server, t
     assert len(x) == manifest["splits"]["train"]["tokens"]
     assert main(["prepare", "in.txt", "--dataset", "fineweb-edu", "--tokenizer", "gpt2", "--out", "x"]) == 2
     assert "one of the two" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_says_the_run_continues(fineweb, file_server, tmp_path, tokenizer_dir, monkeypatch, capsys):
+    from gpt2.data.shards import ShardSink
+
+    def add(self, ids):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ShardSink, "add", add)
+    out = tmp_path / "fw"
+    assert main(["prepare", "--dataset", "fineweb-edu", "--tokenizer", str(tokenizer_dir), "--out", str(out),
+                 "-q"]) == 130
+    err = capsys.readouterr().err
+    assert f"kept ({out / PROGRESS}); run the same command again to continue" in err and "interrupted" in err
+    with pytest.raises(SystemExit):  # a count that is no count is argparse's usage error
+        main(["prepare", "--dataset", "fineweb-edu", "--tokenizer", "gpt2", "--out", "x", "--max-tokens", "inf"])

@@ -4,6 +4,7 @@ with `register(subparsers)`, which adds its parser and sets `func` to a function
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import warnings
@@ -39,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gpt2 {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        # the machine, not the program: a full disk, a read-only or forbidden path; one line naming it
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"gpt2 {args.command}: error: {where}{e.strerror}", file=sys.stderr)
+        return 1
+
+
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 
 
 def _one_line_warnings(command: str, default):

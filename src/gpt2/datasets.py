@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpt2.download import NotOnHub, cache_path, download, hub_download
+from gpt2.download import cache_path, download, first_on_hub, hub_download
 from gpt2.errors import DataError
 from gpt2.io import atomic_write, atomic_write_text, file_sha256
 
@@ -242,13 +242,9 @@ def _extract(archive: Path, member: str, dest: Path) -> None:
 
 def _hub_parquet(hub: HubFile, progress: bool) -> Path:
     """The parquet file of `hub`, from the first of its locations the Hub has."""
-    missing = []
-    for revision, filename in hub.locations():
-        try:
-            return hub_download(hub.repo, filename, cache_path("hub", hub.repo), revision=revision, progress=progress)
-        except NotOnHub as e:
-            missing.append(str(e))
-    raise DataError("; ".join(missing))
+    return first_on_hub([lambda r=revision, f=filename: hub_download(hub.repo, f, cache_path("hub", hub.repo),
+                                                                     revision=r, progress=progress)
+                         for revision, filename in hub.locations()])
 
 
 def _parquet_to_jsonl(parquet: Path, row: Callable[[dict[str, Any]], dict[str, Any]], dest: Path) -> None:

@@ -18,7 +18,9 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from gpt2.errors import GPT2Error
 from gpt2.io import file_sha256, fsync_dir
@@ -26,6 +28,7 @@ from gpt2.io import file_sha256, fsync_dir
 CACHE_ENV = "GPT2_DATA_DIR"
 MIRROR_ENV = "GPT2_DOWNLOAD_MIRROR"
 CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 class DownloadError(GPT2Error):
@@ -140,21 +143,20 @@ def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revis
     url = hub_url(repo, filename, revision)
     silence = not progress and not are_progress_bars_disabled()
     try:
-        etag = get_hf_file_metadata(url).etag or ""  # one quick request, no retries: offline fails here
+        meta = get_hf_file_metadata(url)  # one quick request, no retries: offline fails here, not after 30 s
         if silence:
             disable_progress_bars()
-        path = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision, local_dir=dest_dir,
-                                    endpoint=hub_endpoint()))
-    except _network_errors() as e:
-        if _status(e) == 404:
-            raise NotOnHub(f"{url}: not on the Hub (404)") from None
-        if local.is_file():
+        # the commit the metadata came from: a push in between cannot pair this ETag with other bytes
+        path = Path(hf_hub_download(repo, filename, repo_type="dataset", revision=meta.commit_hash or revision,
+                                    local_dir=dest_dir, endpoint=hub_endpoint()))
+    except _hub_errors() as e:
+        if local.is_file() and _status(e) is None:
             return local
-        raise DownloadError(f"could not download {url} ({_reason(e)}); offline, fetch it elsewhere and put it "
-                            f"at {local}") from None
+        raise _hub_failure(e, url, f"offline, fetch it elsewhere and put it at {local}") from None
     finally:
         if silence:
             enable_progress_bars()
+    etag = meta.etag or ""
     if _SHA256.fullmatch(etag):
         actual = file_sha256(path)
         if actual != etag:
@@ -164,41 +166,74 @@ def hub_download(repo: str, filename: str, dest_dir: str | os.PathLike, *, revis
     return path
 
 
+def hub_commit(repo: str, filename: str, revision: str = "main") -> str:
+    """The commit `revision` of dataset `repo` is at now (as the Hub says for one of its files): downloads
+    pinned to it read one version of the dataset however long they take."""
+    from huggingface_hub import get_hf_file_metadata
+
+    url = hub_url(repo, filename, revision)
+    try:
+        return get_hf_file_metadata(url).commit_hash or revision
+    except _hub_errors() as e:
+        raise _hub_failure(e, url, "the data needs the network (or HF_ENDPOINT, a mirror)") from None
+
+
 def hub_list(repo: str, folder: str, *, revision: str = "main",
              suffix: str = ".parquet") -> list[tuple[str, int, str | None]]:
     """(path, size, sha256 if stored with LFS) of the files under `folder` of dataset `repo` whose name ends
     with `suffix`, sorted by path."""
     from huggingface_hub import HfApi
 
+    where = f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}"
     try:
         entries = HfApi(endpoint=hub_endpoint()).list_repo_tree(repo, folder, repo_type="dataset",
                                                                   revision=revision, recursive=True)
         files = sorted((e.path, e.size, e.lfs.sha256 if getattr(e, "lfs", None) else None) for e in entries
                        if e.path.endswith(suffix) and hasattr(e, "size"))
-    except _network_errors() as e:
-        where = f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}"
-        if _status(e) == 404:
-            raise NotOnHub(f"{where}: not on the Hub (404)") from None
-        raise DownloadError(f"could not list {where} ({_reason(e)}); the data needs the network (or HF_ENDPOINT, "
-                            "a mirror)") from None
+    except _hub_errors() as e:
+        raise _hub_failure(e, where, "the data needs the network (or HF_ENDPOINT, a mirror)") from None
     if not files:
-        raise NotOnHub(f"{hub_endpoint()}/datasets/{repo}/tree/{revision}/{folder}: no {suffix} files there")
+        raise NotOnHub(f"{where}: no {suffix} files there")
     return files
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """What a failed Hub request raises, whichever HTTP library this huggingface_hub version uses."""
+def first_on_hub(attempts: Sequence[Callable[[], T]]) -> T:
+    """The result of the first attempt that finds its file or folder on the Hub; a DataError naming every
+    place tried when none does. Other failures (offline, checksum) stop at once."""
+    missing = []
+    for attempt in attempts:
+        try:
+            return attempt()
+        except NotOnHub as e:
+            missing.append(str(e))
+    raise DownloadError("; ".join(missing))
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub request raises, whichever HTTP library this huggingface_hub version uses; not
+    local OSErrors (a full disk, a permission) that are no network failure."""
     import importlib
 
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    errors: list[type[BaseException]] = [OSError, HfHubHTTPError]
+    errors: list[type[BaseException]] = [HfHubHTTPError, LocalEntryNotFoundError, ConnectionError, TimeoutError]
     for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
         try:
             errors.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):
             pass
     return tuple(errors)
+
+
+def _hub_failure(e: BaseException, where: str, offline: str) -> DownloadError:
+    """The one-line error for a failed Hub request: not there (404), refused (401/403), or unreachable."""
+    status = _status(e)
+    if status == 404:
+        return NotOnHub(f"{where}: not on the Hub (404)")
+    if status in (401, 403):
+        return DownloadError(f"{where}: the Hub refused access ({status}); a gated or private dataset needs "
+                             "`hf auth login` or HF_TOKEN (or the name is wrong)")
+    return DownloadError(f"could not reach {where} ({_reason(e)}); {offline}")
 
 
 def _status(e: BaseException) -> int | None:

@@ -64,8 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from gpt2.data import prepare, prepare_corpus
-    from gpt2.errors import DataError
+    from gpt2.data.shards import PROGRESS
+    from gpt2.errors import DataError, GPT2Error
 
     if bool(args.inputs) == bool(args.dataset):
         raise DataError("give INPUT files or --dataset NAME (one of the two)")
@@ -74,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
     common = dict(val_fraction=args.val_fraction, shard_tokens=args.shard_tokens, seed=args.seed,
                   workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
     if args.dataset:
-        manifest = prepare_corpus(args.dataset, args.tokenizer, args.out, max_tokens=args.max_tokens, **common)
+        try:
+            manifest = prepare_corpus(args.dataset, args.tokenizer, args.out, max_tokens=args.max_tokens, **common)
+        except (KeyboardInterrupt, OSError, GPT2Error):
+            if (Path(args.out) / PROGRESS).is_file():
+                print(f"gpt2 prepare: the files done so far are kept ({Path(args.out) / PROGRESS}); run the same "
+                      "command again to continue", file=sys.stderr)
+            raise
     else:
         manifest = prepare(args.inputs, args.tokenizer, args.out, txt_split=args.txt_split, **common)
     for split, info in manifest["splits"].items():

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,50 +71,91 @@ def prepare_corpus(
     tok = Tokenizer.from_pretrained(tokenizer)  # before touching `out`: a wrong name changes nothing
     out = Path(out)
     settings = {"dataset": name, "repo": corpus.repo, "column": corpus.column, "tokenizer": str(tokenizer),
-                "seed": seed, "val_fraction": val_fraction, "shard_tokens": shard_tokens, "max_tokens": max_tokens}
+                "tokenizer_sha256": _tokenizer_digest(tok), "seed": seed, "val_fraction": val_fraction,
+                "shard_tokens": shard_tokens, "max_tokens": max_tokens}
     state = _resume_or_start(out, settings, overwrite)
-    if not state["files"]:
+    if state["source"] is None:  # a fresh run: which files, at which commit, fixed now for every resume
+        state["source"] = _locate(corpus)
+        atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
+    source = state["source"]
+    if source["partial"]:
+        warnings.warn(f"{corpus.repo} has no parquet files of its own; the Hub's conversion at "
+                      f"{source['revision']} holds only part of it ({len(source['files'])} files)", stacklevel=2)
+    if not (out / TOKENIZER_DIR).is_dir():
         tok.save_pretrained(out / TOKENIZER_DIR)
-    revision, files = _list(corpus)
     sink = ShardSink(out, tok, shard_tokens, seed, val_fraction, state["sink"])
     _drop_unrecorded_shards(out, sink)
     done = {f["path"] for f in state["files"]}
 
-    from tqdm import tqdm
-
-    total = sum(size for _, size, _ in files)
-    with tqdm(total=total, initial=sum(f["bytes"] for f in state["files"]), unit="B", unit_scale=True,
-              desc=f"prepare {name}", disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
-        for path, size, sha256 in files:
+    with _Meter(source["files"], state["files"], sink, max_tokens, f"prepare {name}", progress) as meter:
+        for path, size, sha256 in source["files"]:
             if path in done:
                 continue
             if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
                 break
-            local = hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=revision, progress=progress)
-            documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, bar, size)
+            local = hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=source["commit"],
+                                 progress=progress)
+            documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, meter, size)
             sink.close()
             state["files"].append({"path": path, "bytes": size, "sha256": sha256, "documents": documents})
             state["sink"] = sink.state()
             atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
             shutil.rmtree(out / DOWNLOAD_DIR, ignore_errors=True)  # the raw file is in the shards now
-    return _finish(out, tok, sink, state, corpus, revision, len(files))
+    return _finish(out, tok, sink, state, corpus)
 
 
-def _list(corpus) -> tuple[str, list[tuple[str, int, str | None]]]:
-    """(revision, its parquet files) at the first of the corpus's locations that has any."""
-    from gpt2.download import NotOnHub, hub_list
+def _locate(corpus) -> dict[str, Any]:
+    """The corpus's parquet files at the first of its locations that has any, and the commit to read them at."""
+    from gpt2.download import first_on_hub, hub_commit, hub_list
 
-    missing = []
-    for revision, folder in corpus.locations:
-        try:
-            return revision, hub_list(corpus.repo, folder, revision=revision)
-        except NotOnHub as e:
-            missing.append(str(e))
-    raise DataError("; ".join(missing))
+    revision, files = first_on_hub([lambda r=revision, f=folder: (r, hub_list(corpus.repo, f, revision=r))
+                                    for revision, folder in corpus.locations])
+    # the viewer's conversion of a large dataset stops after a few GB, in "partial-<split>" folders
+    partial = any("/partial-" in path for path, _, _ in files)
+    return {"revision": revision, "commit": hub_commit(corpus.repo, files[0][0], revision),
+            "files": [list(f) for f in files], "partial": partial}
+
+
+def _tokenizer_digest(tok) -> str:
+    """sha256 of the tokenizer's saved files: a resumed run must write the same ids as the run it continues."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in sorted(Path(tok.save_pretrained(tmp)).rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class _Meter:
+    """The progress bar: bytes of the corpus read or, with a token budget, tokens written (so its ETA is
+    that of the budget, not of the whole corpus)."""
+
+    def __init__(self, files, done, sink: ShardSink, max_tokens: int | None, desc: str, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.sink, self.by_tokens = sink, max_tokens is not None
+        total, initial = ((max_tokens, sum(sink.tokens.values())) if self.by_tokens else
+                          (sum(f[1] for f in files), sum(f["bytes"] for f in done)))
+        self.bar = tqdm(total=total, initial=initial, unit="tok" if self.by_tokens else "B", unit_scale=True,
+                        desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, nbytes: int) -> None:
+        tokens = sum(self.sink.tokens.values())
+        self.bar.update(min(tokens, self.bar.total) - self.bar.n if self.by_tokens else nbytes)
+        self.bar.set_postfix(tokens=f"{tokens:,}")
+
+    def __enter__(self) -> _Meter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def _tokenize_file(local: Path, column: str, tok, sink: ShardSink, workers: int | None, max_tokens: int | None,
-                   bar, size: int) -> int:
+                   meter: _Meter, size: int) -> int:
     """Append the documents of one parquet file to `sink` (up to the token budget); their number."""
     import pyarrow.parquet as pq
 
@@ -137,13 +179,12 @@ def _tokenize_file(local: Path, column: str, tok, sink: ShardSink, workers: int 
             sink.add(doc_ids)
             documents += 1
             if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
-                bar.update(size - shown)
+                meter.advance(size - shown)
                 return documents
         now = size * seen[0] // rows
-        bar.update(now - shown)
+        meter.advance(now - shown)
         shown = now
-        bar.set_postfix(tokens=f"{sum(sink.tokens.values()):,}")
-    bar.update(size - shown)
+    meter.advance(size - shown)
     return documents
 
 
@@ -164,7 +205,7 @@ def _resume_or_start(out: Path, settings: dict[str, Any], overwrite: bool) -> di
         return state
     # A first file stopped mid-download is continued, not fetched again (huggingface_hub resumes it there).
     clear_output(out, overwrite, keep=() if overwrite else (DOWNLOAD_DIR,))
-    return {"settings": settings, "files": [], "sink": None}
+    return {"settings": settings, "source": None, "files": [], "sink": None}
 
 
 def _drop_unrecorded_shards(out: Path, sink: ShardSink) -> None:
@@ -175,14 +216,14 @@ def _drop_unrecorded_shards(out: Path, sink: ShardSink) -> None:
             path.unlink()
 
 
-def _finish(out: Path, tok, sink: ShardSink, state: dict[str, Any], corpus, revision: str,
-            n_files: int) -> dict[str, Any]:
-    settings = state["settings"]
+def _finish(out: Path, tok, sink: ShardSink, state: dict[str, Any], corpus) -> dict[str, Any]:
+    settings, source = state["settings"], state["source"]
     if not sum(sink.documents.values()):
         raise DataError(f"{corpus.repo}: no documents in its {corpus.column!r} column")
-    dataset = {"name": corpus.name, "repo": corpus.repo, "revision": revision, "files_used": len(state["files"]),
-               "files_in_corpus": n_files, "max_tokens": settings["max_tokens"]}
-    inputs = [{**f, "path": f"hf://datasets/{corpus.repo}@{revision}/{f['path']}"} for f in state["files"]]
+    dataset = {"name": corpus.name, "repo": corpus.repo, "revision": source["revision"], "commit": source["commit"],
+               "partial": source["partial"], "files_used": len(state["files"]), "files_in_corpus": len(source["files"]),
+               "max_tokens": settings["max_tokens"]}
+    inputs = [{**f, "path": f"hf://datasets/{corpus.repo}@{source['commit']}/{f['path']}"} for f in state["files"]]
     manifest = manifest_for(tok, settings["tokenizer"], sink, inputs, seed=settings["seed"],
                             val_fraction=settings["val_fraction"], shard_tokens=settings["shard_tokens"],
                             txt_split=None, dataset=dataset)
