@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from conftest import shared_data
 from gpt2 import scoring
 from gpt2.cli import main
-from gpt2.errors import DataError
+from gpt2.errors import DataError, GPT2Error
 from gpt2.evaluation import cbt, detokenize, hellaswag, lambada, perplexity, prompted, report, winograd
 from gpt2.evaluation.base import TaskResult
 
@@ -463,6 +463,14 @@ def test_qa_exact_match_equals_hand_check(model, gpt2_tokenizer):
     assert result.nll is None and result.details["shots"] == 2
 
 
+def test_coqa_f1_with_several_answers_is_the_official_leave_one_out():
+    refs = ["a red car", "red car", "the blue car"]  # SQuAD normalisation: "red car", "red car", "blue car"
+    assert prompted.coqa_f1("red car", refs) == 1.0
+    # leave out each answer in turn: best of the rest is 1 ("blue car"), 1, then 0.5 (only "red car" left)
+    assert prompted.coqa_f1("blue car", refs) == pytest.approx((1 + 1 + 0.5) / 3)
+    assert prompted.coqa_f1("blue car", ["red car"]) == 0.5
+
+
 def test_coqa_reads_its_own_dev_file_as_the_jsonl(model, gpt2_tokenizer, tmp_path):
     """CoQA's official coqa-dev-v1.0.json (what `gpt2 eval --task coqa` fetches) gives the same prompts and
     predictions as the same stories in jsonl."""
@@ -477,6 +485,20 @@ def test_coqa_reads_its_own_dev_file_as_the_jsonl(model, gpt2_tokenizer, tmp_pat
     ours = prompted.evaluate_coqa(model, gpt2_tokenizer, tmp_path / "coqa-dev-v1.0.json", max_new_tokens=4)
     jsonl = prompted.evaluate_coqa(model, gpt2_tokenizer, FIXTURES / "coqa_sample.jsonl", max_new_tokens=4)
     assert ours.details["predictions"] == jsonl.details["predictions"] and ours.metrics == jsonl.metrics
+    # the other annotators' answers, as the official file has them, are scored the official way: here one
+    # annotator answered as the model did and another "zebra" every time
+    predictions, at = ours.details["predictions"], 0
+    for story in official:
+        turns = len(story["answers"])
+        story["additional_answers"] = {"0": [{"input_text": p} for p in predictions[at : at + turns]],
+                                       "1": [{"input_text": "zebra"}] * turns}
+        at += turns
+    (tmp_path / "coqa-dev-v1.0.json").write_text(json.dumps({"version": "1.0", "data": official}))
+    scored = prompted.evaluate_coqa(model, gpt2_tokenizer, tmp_path / "coqa-dev-v1.0.json", max_new_tokens=4)
+    references = [a["input_text"] for story in official for a in story["answers"]]
+    # leaving out the matching annotator: the best of (reference, "zebra"); leaving out either other: 1.0
+    expected = [(prompted.token_f1(p, [r, "zebra"]) + 2) / 3 for p, r in zip(predictions, references, strict=True)]
+    assert scored.metrics["f1"] == pytest.approx(100 * sum(expected) / len(expected))
     (tmp_path / "bad.json").write_text(json.dumps({"version": "1.0", "data": [{"story": "s"}]}))
     with pytest.raises(DataError, match=r"bad.json: data\[0\]: .*no 'questions'"):
         prompted.evaluate_coqa(model, gpt2_tokenizer, tmp_path / "bad.json")
@@ -655,3 +677,14 @@ def test_cli_eval_paper_runs_every_table_3_task_with_a_standard_file(tmp_path, t
     assert "| LAMBADA (ACC) |" in md  # the paper's reading, beside lm-eval's exact one, named as such:
     assert any(line.startswith("| lambada | accuracy_lm_eval |") and "`lambada_openai` acc exactly" in line
                for line in md.splitlines())
+
+
+def test_a_missing_metric_package_is_named_before_any_decoding(monkeypatch, gpt2_tokenizer):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)  # import fails as if not installed
+    with pytest.raises(GPT2Error, match=r"translate task needs the sacrebleu package: pip install sacrebleu"):
+        prompted.evaluate_translate(None, gpt2_tokenizer, FIXTURES / "translate_sample.jsonl", shots=1)
+    monkeypatch.setitem(sys.modules, "rouge_score.rouge_scorer", None)
+    with pytest.raises(GPT2Error, match=r"summarize task needs the rouge-score package"):
+        prompted.evaluate_summarize(None, gpt2_tokenizer, FIXTURES / "summarize_sample.jsonl")

@@ -13,7 +13,9 @@
                CoQA and of its Hugging Face copy), or CoQA's own coqa-dev-v1.0.json ({"data": [stories]}):
                for each turn, the story, the earlier turns with their reference answers as "Q: ...\\nA: ..."
                and "Q: question\\nA:", greedy decoding to the end of the line; SQuAD token F1 against the
-               reference answer, averaged over turns.
+               reference answer, averaged over turns; where the file has the other annotators' answers
+               (CoQA's `additional_answers`), CoQA's official F1: the mean, over leaving each human answer
+               out, of the best F1 against the rest.
 
 Prompts longer than the context keep their last tokens (summarize: the article is cut at its end instead,
 so the prompt still ends with "TL;DR:"). Every prediction is kept in the result's `details["predictions"]`
@@ -74,11 +76,21 @@ def first_sentences(text: str, n: int) -> str:
     return " ".join(sentences[:n]).strip()
 
 
-def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+def _metric_package(module: str, task: str):
+    """The module a task's metric needs, or an error saying how to install it (asked for before decoding,
+    which takes hours on the full files, not after)."""
+    import importlib
+
     try:
-        from rouge_score import rouge_scorer
+        return importlib.import_module(module)
     except ImportError:
-        raise GPT2Error("the summarize task needs the rouge-score package: pip install rouge-score") from None
+        package = {"rouge_score.rouge_scorer": "rouge-score"}.get(module, module)
+        raise GPT2Error(f"the {task} task needs the {package} package: pip install {package} (or the project's "
+                        "[eval] extra: pip install 'gpt2[eval]')") from None
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    rouge_scorer = _metric_package("rouge_score.rouge_scorer", "summarize")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     totals = collections.Counter()
     for prediction, reference in zip(predictions, references, strict=True):
@@ -90,10 +102,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
 
 
 def bleu_score(predictions: Sequence[str], references: Sequence[str]) -> float:
-    try:
-        import sacrebleu
-    except ImportError:
-        raise GPT2Error("the translate task needs the sacrebleu package: pip install sacrebleu") from None
+    sacrebleu = _metric_package("sacrebleu", "translate")
     return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
 
 
@@ -157,6 +166,7 @@ def _result(task: str, metrics: dict[str, float], n: int, path: Path, start: flo
 def evaluate_summarize(model, tokenizer, path, *, limit=None, batch_size=8, progress=False, seed=0,
                        max_new_tokens=100, top_k=2) -> TaskResult:
     start, path = time.perf_counter(), Path(path)
+    _metric_package("rouge_score.rouge_scorer", "summarize")
     rows = read_jsonl(path, {"article": (str,), "summary": (str,)}, "summarize", {"highlights": "summary"})
     rows = rows[:limit] if limit else rows
     suffix = tokenizer.encode("\nTL;DR:")
@@ -176,6 +186,7 @@ def evaluate_summarize(model, tokenizer, path, *, limit=None, batch_size=8, prog
 def evaluate_translate(model, tokenizer, path, *, limit=None, batch_size=8, progress=False, shots=5,
                        max_new_tokens=64) -> TaskResult:
     start, path = time.perf_counter(), Path(path)
+    _metric_package("sacrebleu", "translate")
     rows = read_jsonl(path, {"source": (str,), "target": (str,)}, "translate")
     if len(rows) <= shots:
         raise DataError(f"{path}: {len(rows)} rows; the first {shots} are the examples in the prompt, "
@@ -231,6 +242,26 @@ def _coqa_rows(path: Path) -> list[dict[str, Any]]:
     return [check_record(row, f"{path}: data[{i}]", COQA_FIELDS) for i, row in enumerate(data)]
 
 
+def coqa_f1(prediction: str, references: Sequence[str]) -> float:
+    """CoQA's official F1 for one turn: with several human answers, the mean over leaving each one out of
+    the best F1 against the others (so a prediction is scored as a human's answer would be); with one, F1."""
+    if len(references) == 1:
+        return token_f1(prediction, references)
+    return sum(token_f1(prediction, [r for j, r in enumerate(references) if j != i])
+               for i in range(len(references))) / len(references)
+
+
+def _additional_answers(row: dict[str, Any], turns: int, path: Path, index: int) -> list[list[str]]:
+    """The other annotators' answers of CoQA's own file (`additional_answers`: {"0": [...], ...}), per turn."""
+    extra = row.get("additional_answers") or {}
+    others = [[a["input_text"] if isinstance(a, dict) else a for a in answers] for answers in
+              (extra.values() if isinstance(extra, dict) else [])]
+    if any(len(o) != turns or not all(isinstance(a, str) for a in o) for o in others):
+        raise DataError(f"{path}: story {index + 1}: additional_answers must give one answer string per turn "
+                        f"({turns})")
+    return others
+
+
 def evaluate_coqa(model, tokenizer, path, *, limit=None, batch_size=8, progress=False,
                   max_new_tokens=32) -> TaskResult:
     start, path = time.perf_counter(), Path(path)
@@ -245,14 +276,15 @@ def evaluate_coqa(model, tokenizer, path, *, limit=None, batch_size=8, progress=
                                                                      for x in questions + answers):
             raise DataError(f"{path}: row {i + 1}: expected as many question strings as answer strings, got "
                             f"{len(questions)} questions and {len(answers)} answers")
+        others = _additional_answers(row, len(answers), path, i)
         history = ""
-        for question, answer in zip(questions, answers, strict=True):
+        for turn, (question, answer) in enumerate(zip(questions, answers, strict=True)):
             prompts.append(tokenizer.encode(f"{row['story'].strip()}\n\n{history}Q: {question}\nA:"))
-            references.append(answer)
+            references.append([answer, *(other[turn] for other in others)])
             history += f"Q: {question}\nA: {answer}\n\n"
     texts = _generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                       progress=progress, desc="coqa", temperature=0.0, stop="\n")
     predictions = [t.strip() for t in texts]
-    f1 = sum(token_f1(p, [a]) for p, a in zip(predictions, references, strict=True)) / len(references)
+    f1 = sum(coqa_f1(p, refs) for p, refs in zip(predictions, references, strict=True)) / len(references)
     return _result("coqa", {"f1": 100 * f1}, len(references), path, start, primary_metric="f1",
                    stories=len(rows), limit=limit, predictions=predictions)
