@@ -51,8 +51,9 @@ the argmax of the log-likelihoods (acc) and of the log-likelihood per character 
 lm-eval's per-example acc/acc_norm, and the aggregates. Per-example scores again come from the calls
 `evaluate_hellaswag` makes (`read_hellaswag`, `harness_requests`, `score_continuations`), checked against
 its aggregates. Where lm-eval's preprocess leaves a query ending in whitespace (a tag last, e.g. "... [step]"),
-its `_encode_pair` moves that whitespace into every continuation; the script counts such queries, and the
-difference shows as token-id mismatches and a |dLL| shift common to all four choices of the example.
+its `_encode_pair` moves that whitespace into every continuation (the space's token is scored too); the
+project's `hellaswag.harness_pair` does the same since this script found the difference (before, it showed
+as token-id mismatches and a |dLL| shift common to the four choices). The script counts such queries.
 Data: --hellaswag FILE, the real `hellaswag_val.jsonl` (rowanz format; 10,042 rows). Without it (this machine
 has none) a HellaSwag-format file is built at run time from LAMBADA passages (--hellaswag-rows, default 500):
 a first sentence as ctx_a, the next one's first words in lower case as ctx_b, its true rest and three other

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.evaluation.base import TaskResult
+from gpt2.evaluation.prompted import PROMPTED_TASKS
 from gpt2.io import atomic_write_text
 
 PAPER_SIZES = {"117M": 117e6, "345M": 345e6, "762M": 762e6, "1542M": 1542e6}
@@ -65,7 +66,7 @@ METRIC_NOTES: dict[tuple[str, str], str] = {
     ("hellaswag", "acc_llm_c"): "llm.c / nanoGPT's hellaswag.py acc",
     ("hellaswag", "acc_norm_llm_c"): "llm.c / nanoGPT's hellaswag.py acc_norm (per token); GPT-2 124M: ~0.2955",
 }
-TABLE3 = tuple(dict.fromkeys(row[0] for row in PAPER_ROWS if row[0] not in ("summarize", "translate", "qa")))
+TABLE3 = tuple(dict.fromkeys(row[0] for row in PAPER_ROWS if row[0] not in PROMPTED_TASKS))
 
 
 # The released models' real parameter counts (the paper's labels undercount: "117M" has 124,439,808).
