@@ -183,6 +183,26 @@ def test_a_streamed_corpus_equals_prepare_on_the_same_documents(fineweb, file_se
     assert len(file_server.gets(".parquet")) == 3 and not file_server.gets("100BT")
 
 
+def test_the_next_file_downloads_while_the_current_one_is_tokenized(fineweb, file_server, tmp_path,
+                                                                    tokenizer_dir, monkeypatch):
+    from gpt2.data import corpora
+
+    real, seen = corpora._tokenize_file, []
+
+    def tokenize(local, *args, **kwargs):
+        name = local.name
+        following = f"{int(name[:3]) + 1:03d}_00000.parquet"
+        deadline = time.monotonic() + 10
+        while name != "002_00000.parquet" and not file_server.gets(following) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the next file's request comes while this one is still being tokenized
+        seen.append((name, bool(file_server.gets(following))))
+        return real(local, *args, **kwargs)
+
+    monkeypatch.setattr(corpora, "_tokenize_file", tokenize)
+    prepare_corpus("fineweb-edu", tokenizer_dir, tmp_path / "fw", val_fraction=0.1, progress=False)
+    assert seen == [("000_00000.parquet", True), ("001_00000.parquet", True), ("002_00000.parquet", False)]
+
+
 def test_a_stopped_corpus_resumes_after_the_last_whole_file(fineweb, file_server, tmp_path, tokenizer_dir):
     reference = tmp_path / "whole"
     prepare_corpus("fineweb-edu", tokenizer_dir, reference, val_fraction=0.1, shard_tokens=300, progress=False)

@@ -3,12 +3,13 @@
     prepare_corpus("fineweb-edu", "gpt2", "data/fineweb-edu", max_tokens=1_000_000_000)
 
 The corpus is never stored whole (FineWeb-Edu's 10B-token sample is 28 GB of parquet): its files are fetched
-one at a time into OUT/.download/ (gpt2.download.hub_download: resumable, checked against the Hub's sha256),
-read a row group at a time, tokenized on every core, and deleted once their tokens are in the shards. After
-each file OUT/progress.json records what is done, atomically; the same command run again after a stop
-(Ctrl-C, a lost connection, a full disk) continues with the first file not done, dropping whatever the
-interrupted file had begun. The manifest, the one `gpt2 prepare` writes (so `gpt2 train --data OUT` reads
-it), comes last. Documents go to train or val by the same seeded hash of their index as in `prepare`.
+into OUT/.download/ (gpt2.download.hub_download: resumable, checked against the Hub's sha256), the next one
+while the current one is read a row group at a time and tokenized on every core, and deleted once their
+tokens are in the shards (at most two raw files on disk). After each file OUT/progress.json records what is
+done, atomically; the same command run again after a stop (Ctrl-C, a lost connection, a full disk)
+continues with the first file not done, dropping whatever the interrupted file had begun. The manifest,
+the one `gpt2 prepare` writes (so `gpt2 train --data OUT` reads it), comes last. Documents go to train or
+val by the same seeded hash of their index as in `prepare`.
 
 Shards end at file boundaries (a file's last shard may be short): that is what makes a file the unit of
 resumption, and the loader reads shards of any length.
@@ -20,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,20 +89,22 @@ def prepare_corpus(
     _drop_unrecorded_shards(out, sink)
     done = {f["path"] for f in state["files"]}
 
+    todo = [f for f in source["files"] if f[0] not in done]
+    fetch = _Prefetcher(lambda path, shown: hub_download(corpus.repo, path, out / DOWNLOAD_DIR,
+                                                         revision=source["commit"], progress=progress and shown))
     with _Meter(source["files"], state["files"], sink, max_tokens, f"prepare {name}", progress) as meter:
-        for path, size, sha256 in source["files"]:
-            if path in done:
-                continue
+        for k, (path, size, sha256) in enumerate(todo):
             if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
                 break
-            local = hub_download(corpus.repo, path, out / DOWNLOAD_DIR, revision=source["commit"],
-                                 progress=progress)
+            local = fetch.get(path)
+            if k + 1 < len(todo) and max_tokens is None:  # with a budget, the next file may not be needed
+                fetch.start(todo[k + 1][0])
             documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, meter, size)
             sink.close()
             state["files"].append({"path": path, "bytes": size, "sha256": sha256, "documents": documents})
             state["sink"] = sink.state()
             atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
-            shutil.rmtree(out / DOWNLOAD_DIR, ignore_errors=True)  # the raw file is in the shards now
+            local.unlink()  # the raw file is in the shards now
     return _finish(out, tok, sink, state, corpus)
 
 
@@ -127,6 +131,38 @@ def _tokenizer_digest(tok) -> str:
             if path.is_file():
                 digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+class _Prefetcher:
+    """Fetches the next file while the current one is tokenized, so the network and the cores work at the
+    same time (at most two raw files on disk). A daemon thread: Ctrl-C does not wait for a 2 GB transfer,
+    and the part it leaves is resumed by the next run."""
+
+    def __init__(self, fetch) -> None:
+        self.fetch, self.pending = fetch, None
+
+    def start(self, path: str) -> None:
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["path"] = self.fetch(path, False)  # no second progress bar under the main one
+            except BaseException as e:  # noqa: B036 (handed to the main thread, which raises it)
+                box["error"] = e
+
+        thread = threading.Thread(target=run, name=f"prefetch {path}", daemon=True)
+        thread.start()
+        self.pending = (path, thread, box)
+
+    def get(self, path: str) -> Path:
+        if self.pending is None or self.pending[0] != path:
+            return self.fetch(path, True)
+        _, thread, box = self.pending
+        self.pending = None
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["path"]
 
 
 class _Meter:
