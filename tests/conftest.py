@@ -131,6 +131,7 @@ class FileServer:
 
         self.root, self.ranges, self.requests, self.etags, self.cut = Path(root), ranges, [], {}, {}
         self.commits: dict[str, str] = {}  # commit -> the revision (branch) it was announced for
+        self.rate: float | None = None  # bytes per second a transfer is held to (None: as fast as loopback)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -180,7 +181,11 @@ class FileServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if body:
+                if body and server.rate:  # a link of `rate` bytes/s, not loopback's
+                    for at in range(start, len(data), 1 << 16):
+                        self.wfile.write(data[at : at + (1 << 16)])
+                        time.sleep(min(1 << 16, len(data) - at) / server.rate)
+                elif body:
                     self.wfile.write(data[start:])
 
             def _tree(self, base: Path, folder: str) -> None:

@@ -57,9 +57,11 @@ def prepare_corpus(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    prefetch: bool = True,
 ) -> dict[str, Any]:
     """Stream corpus `name` (gpt2.datasets.CORPORA) into train/val token shards under `out`, stopping after
-    `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings."""
+    `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings.
+    `prefetch=False` fetches each file only when its turn comes (for measuring what prefetching gains)."""
     from gpt2.datasets import CORPORA
     from gpt2.download import hub_download
     from gpt2.tokenizer import Tokenizer
@@ -97,7 +99,7 @@ def prepare_corpus(
             if max_tokens is not None and sum(sink.tokens.values()) >= max_tokens:
                 break
             local = fetch.get(path)
-            if k + 1 < len(todo) and max_tokens is None:  # with a budget, the next file may not be needed
+            if prefetch and k + 1 < len(todo) and max_tokens is None:  # with a budget, it may not be needed
                 fetch.start(todo[k + 1][0])
             documents = _tokenize_file(local, corpus.column, tok, sink, workers, max_tokens, meter, size)
             sink.close()
