@@ -23,9 +23,10 @@ its tokens; whole documents go to train or val (a seeded hash of the document's 
 Output: DIR/train_000000.bin ... and DIR/val_000000.bin ... (raw uint16 token ids, uint32 when the
 vocabulary exceeds 65,535), DIR/tokenizer/ and DIR/manifest.json, which is written last.
 
---dataset streams a corpus from the Hugging Face Hub (HF_ENDPOINT for a mirror): one parquet file at a time
-is fetched, tokenized and deleted, so the raw corpus is never stored. Stopped (Ctrl-C, network, disk), the
-same command continues from the first file not yet done (DIR/progress.json)."""
+--dataset streams a corpus from the Hugging Face Hub (HF_ENDPOINT for a mirror): each parquet file is
+fetched (the next while the current one is tokenized), tokenized and deleted, so at most two raw files are
+on disk. Stopped (Ctrl-C, network, disk), the same command continues from the first file not yet done
+(DIR/progress.json)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

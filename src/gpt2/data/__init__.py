@@ -7,7 +7,7 @@ A prepared directory holds
     manifest.json           written last: dtype, token/document counts per split and shard, input sha256s
 
 `prepare_corpus` writes the same from a corpus on the Hugging Face Hub (FineWeb-Edu, OpenWebText),
-streamed one parquet file at a time and resumable (gpt2.data.corpora).
+streamed file by file (the next fetched while one is tokenized) and resumable (gpt2.data.corpora).
 
 Documents: a `.jsonl` line `{"text": ...}` is one document; a text file is one document, or one per
 blank-line-separated paragraph (`txt_split="paragraph"`) or per line (`"line"`). Each document is written

@@ -21,7 +21,7 @@ from gpt2.io import atomic_write_text, file_sha256, fsync_dir
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
 PROGRESS = "progress.json"  # a corpus streamed from the Hub (gpt2.data.corpora): what is done so far
-DOWNLOAD_DIR = ".download"  # ... and the one raw file it is reading
+DOWNLOAD_DIR = ".download"  # ... and the raw files it is reading (this one, the next)
 FORMAT = "gpt2-token-shards"
 SPLITS = ("train", "val")
 DEFAULT_SHARD_TOKENS = 100_000_000  # 200 MB of uint16: large enough for few files, small enough to copy
