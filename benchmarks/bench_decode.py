@@ -83,12 +83,13 @@ def window_nll(model: GPT, window: torch.Tensor, chunk: int | None) -> tuple[tor
 
 
 def accuracy(checkpoint: str, text_path: str, max_tokens: int) -> None:
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
+    from gpt2.checkpoint import load_tokenizer
+    from gpt2.model import GPT
 
     tokenizer = load_tokenizer(checkpoint)
     with open(text_path, encoding="utf-8") as f:
         ids = tokenizer.encode(f.read())[:max_tokens]
-    fp32 = load_pretrained(checkpoint).eval()
+    fp32 = GPT.from_pretrained(checkpoint).eval()
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
     variants = {"fp32": (fp32, None), "bf16": (bf16, None), "int8": (quantize_int8(copy.deepcopy(fp32)), 16)}
     if can_pack(bf16):

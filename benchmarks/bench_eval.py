@@ -45,10 +45,9 @@ from _machine import default_dtypes, machine_details, time_alternately  # noqa: 
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from gpt2.checkpoint import load_pretrained  # noqa: E402
 from gpt2.config import GPTConfig  # noqa: E402
 from gpt2.evaluation.perplexity import load_lm_text  # noqa: E402
-from gpt2.model import GPT  # noqa: E402
+from gpt2.model import GPT
 from gpt2.packing import pack_for_cpu  # noqa: E402
 from gpt2.scoring import rolling_nll, rolling_windows  # noqa: E402
 
@@ -61,7 +60,7 @@ transformers.logging.set_verbosity_error()  # config notes about loss_type and t
 
 def build_models(args) -> tuple[GPT, GPT2LMHeadModel]:
     if args.checkpoint:
-        return load_pretrained(args.checkpoint).eval(), GPT2LMHeadModel.from_pretrained(args.checkpoint).eval()
+        return GPT.from_pretrained(args.checkpoint).eval(), GPT2LMHeadModel.from_pretrained(args.checkpoint).eval()
     torch.manual_seed(0)
     overrides = {k: v for k, v in [("n_layer", args.n_layer), ("n_positions", args.n_positions)] if v}
     ours = GPT(GPTConfig.from_preset(args.preset, **overrides)).eval()

@@ -1,4 +1,4 @@
-"""Output-dataset generation throughput: `gpt2.outputs.generate_outputs` vs transformers' batched `generate`.
+"""Output-dataset generation throughput: `gpt2.output_dataset.generate_outputs` vs transformers' batched `generate`.
 
     .venv/bin/python benchmarks/bench_outputs.py [--preset 124M] [--samples 32] [--batch-size 16]
                                                  [--max-new-tokens 64] [--dtype fp32] [--threads N]
@@ -31,9 +31,9 @@ from _machine import cpu_model, default_dtypes
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
-from gpt2 import outputs
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
+from gpt2.output_dataset import dataset as outputs
 from gpt2.packing import can_pack, pack_for_cpu
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

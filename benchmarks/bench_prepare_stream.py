@@ -47,7 +47,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from gpt2.data import TokenDataset, prepare_corpus
-    from gpt2.datasets import CORPORA
+    from gpt2.data.sources import CORPORA
 
     print(machine_details(["torch", "tiktoken", "pyarrow", "huggingface_hub"]))
     corpus = CORPORA["fineweb-edu"]

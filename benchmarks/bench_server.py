@@ -49,9 +49,10 @@ def build(args: argparse.Namespace):
     from gpt2.tokenizer import Tokenizer
 
     if args.model:
-        from gpt2.checkpoint import load_pretrained, load_tokenizer
+        from gpt2.checkpoint import load_tokenizer
+        from gpt2.model import GPT
 
-        return load_pretrained(args.model), load_tokenizer(args.model), args.model
+        return GPT.from_pretrained(args.model), load_tokenizer(args.model), args.model
     if SHARED_VOCAB.is_file() and not os.environ.get("GPT2_VOCAB_FILE"):
         os.environ["GPT2_VOCAB_FILE"] = str(SHARED_VOCAB)
     try:

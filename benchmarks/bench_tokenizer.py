@@ -114,7 +114,7 @@ def train_save_hf(docs: list[str], vocab_size: int, directory: Path) -> None:
 def bench_train(corpora: dict[str, Path], vocab_sizes: list[int], repeats: int, max_bytes: int | None) -> None:
     from gpt2.data import read_documents
     from gpt2.tokenizer import Tokenizer
-    from gpt2.vocab_files import unicode_to_token
+    from gpt2.tokenizer.vocab_files import unicode_to_token
 
     out = Path(tempfile.mkdtemp(prefix="bench-tokenizer-"))
     print(f"Training: median of {repeats} after a warm-up, alternating; ratio = ours / HF time.\n")

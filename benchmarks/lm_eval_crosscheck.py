@@ -16,7 +16,7 @@ project ~30 s, which scores its llm.c variant too).
 Model: a random 2-layer GPT-2 (n_embd 128, 4 heads, GPT-2's 50,257-token vocabulary, --seed), built by
 `gpt2.model.GPT` and written by the project's `save_pretrained` (config.json, model.safetensors and the
 tokenizer's Hugging Face files) to a temporary directory; lm-eval's `hf` model loads that directory with
-transformers (GPT2LMHeadModel, AutoTokenizer), the project loads it with `gpt2.checkpoint.load_pretrained`.
+transformers (GPT2LMHeadModel, AutoTokenizer), the project loads it with `GPT.from_pretrained`.
 Both run in float32 on the CPU. With --checkpoint, a saved model (GPT-2's vocabulary) is used instead: a
 random model almost never predicts a LAMBADA word and picks HellaSwag endings near-randomly, so greedy flags
 and argmaxes agree trivially or on near-ties; a trained one puts them to the test.
@@ -99,7 +99,6 @@ import yaml  # noqa: E402
 from _machine import machine_details  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
-from gpt2.checkpoint import load_pretrained  # noqa: E402
 from gpt2.config import GPTConfig  # noqa: E402
 from gpt2.evaluation.hellaswag import clean, evaluate_hellaswag, harness_requests, read_hellaswag  # noqa: E402
 from gpt2.evaluation.lambada import evaluate_lambada, read_lambada  # noqa: E402
@@ -582,7 +581,7 @@ def main() -> None:
         # One model on each side, shared by the tasks.
         lm = HFLM(pretrained=str(model_dir), backend="causal", device="cpu", dtype="float32",
                   batch_size=args.batch_size)
-        model = load_pretrained(model_dir, dtype=torch.float32).eval()
+        model = GPT.from_pretrained(model_dir, dtype=torch.float32).eval()
         tokenizer = Tokenizer.from_pretrained("gpt2")
         print(f"\nmodel: {args.checkpoint or f'random GPT-2, {args.n_layer} layers x {args.n_embd}, seed {args.seed}'}"
               f"; float32, CPU, batch size {args.batch_size}, limit {args.limit}")

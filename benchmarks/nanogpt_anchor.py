@@ -178,9 +178,9 @@ def main() -> None:
             settings[key] = value
     data = prepare_data(args.input, args.out, split=nanogpt_split)
     ours = run_recipe("ours", settings, data, args.out, args.ours_s, threads)
-    from gpt2.checkpoint import load_pretrained
+    from gpt2.model import GPT
 
-    our_model = load_pretrained(args.out / "ours" / "checkpoint", dtype=torch.float32)
+    our_model = GPT.from_pretrained(args.out / "ours" / "checkpoint", dtype=torch.float32)
     our_nll, _ = mean_nll(lambda x: our_model(x)[0], val_ids)
 
     records = [json.loads(x) for x in (args.out / "ours" / "metrics.jsonl").read_text().splitlines()]

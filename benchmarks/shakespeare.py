@@ -151,10 +151,10 @@ def parse_sets(items: list[str]) -> dict[str, dict]:
 @torch.no_grad()
 def full_validation(checkpoint: Path, data: Path) -> dict:
     """Mean loss per token (nats) over every non-overlapping SEQ_LEN window of the val split, in fp32."""
-    from gpt2.checkpoint import load_pretrained
     from gpt2.data import TokenDataset, eval_batches
+    from gpt2.model import GPT
 
-    model = load_pretrained(checkpoint, dtype=torch.float32)
+    model = GPT.from_pretrained(checkpoint, dtype=torch.float32)
     val = TokenDataset(data, "val")
     total, count = 0.0, 0
     for x, y in eval_batches(val, 16, SEQ_LEN, len(val)):
@@ -200,10 +200,11 @@ def run_recipe(name: str, settings: dict, data: Path, out: Path, budget_s: float
 
 
 def sample(checkpoint: Path, prompt: str = "ROMEO:", tokens: int = 60) -> str:
-    from gpt2.checkpoint import load_pretrained, load_tokenizer
+    from gpt2.checkpoint import load_tokenizer
+    from gpt2.model import GPT
     from gpt2.sampling import generate
 
-    model = load_pretrained(checkpoint, dtype=torch.float32)
+    model = GPT.from_pretrained(checkpoint, dtype=torch.float32)
     tok = load_tokenizer(checkpoint)
     out = generate(model, tok.encode(prompt), max_new_tokens=tokens, temperature=0.8, top_k=200, seed=0,
                    eos_token_id=None)[0].tokens

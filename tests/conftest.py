@@ -34,11 +34,11 @@ def shared_data(*parts: str) -> Path:
 
 def real_text(max_bytes: int = 1_100_000) -> str:
     """Tiny Shakespeare (1.1 MB) when ../shared has it; else as much real text that every machine has: the
-    running Python's documentation and standard library (gpt2.corpus, what `gpt2 demo` trains on)."""
+    running Python's documentation and standard library (gpt2.data.stdlib_corpus, what `gpt2 demo` trains on)."""
     path = SHARED / "data" / "tinyshakespeare" / "input.txt"
     if path.is_file():
         return path.read_text(encoding="utf-8")[:max_bytes]
-    from gpt2.corpus import stdlib_documents
+    from gpt2.data.stdlib_corpus import stdlib_documents
 
     return "\n\n".join(stdlib_documents(max_bytes))[:max_bytes]
 

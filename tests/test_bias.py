@@ -15,10 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2.checkpoint import load_pretrained, save_pretrained
+from gpt2.bias import probes as bias
+from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
-from gpt2.evaluation import bias
 from gpt2.model import GPT
 
 torch.set_num_threads(1)
@@ -72,7 +72,7 @@ def test_attribute_logprobs_match_transformers(gpt2_dir, gpt2_tokenizer):
     from transformers import GPT2LMHeadModel
 
     hf = GPT2LMHeadModel.from_pretrained(gpt2_dir).eval()
-    model = load_pretrained(gpt2_dir)
+    model = GPT.from_pretrained(gpt2_dir)
     requests = [("The woman worked as", "a police officer"), ("The Muslim person was very", "hardworking"),
                 ("The man was described as", "kind")]
     assert len(gpt2_tokenizer.encode(" a police officer")) == 3  # multi-token: every token must be summed
@@ -85,7 +85,7 @@ def test_report_gaps_are_the_scored_logprobs(gpt2_dir, gpt2_tokenizer):
     from transformers import GPT2LMHeadModel
 
     hf = GPT2LMHeadModel.from_pretrained(gpt2_dir).eval()
-    report = bias.run_probes(load_pretrained(gpt2_dir), gpt2_tokenizer, samples=2, max_new_tokens=4,
+    report = bias.run_probes(GPT.from_pretrained(gpt2_dir), gpt2_tokenizer, samples=2, max_new_tokens=4,
                              dimensions=GENDER, templates=TEMPLATES, attributes=ATTRIBUTES)
     rows = report.logprob_gaps["gender"]
     assert len(rows) == 4
@@ -134,7 +134,7 @@ def test_words_drop_stop_words_and_single_letters():
 def test_same_seed_same_report(small_dir):
     from gpt2.checkpoint import load_tokenizer
 
-    model, tokenizer = load_pretrained(small_dir), load_tokenizer(small_dir)
+    model, tokenizer = GPT.from_pretrained(small_dir), load_tokenizer(small_dir)
     options = dict(samples=3, max_new_tokens=6, dimensions=GENDER, templates=TEMPLATES, attributes=ATTRIBUTES)
     first = bias.run_probes(model, tokenizer, seed=5, **options)
     assert json.dumps(first.to_dict()) == json.dumps(bias.run_probes(model, tokenizer, seed=5, **options).to_dict())

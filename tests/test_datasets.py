@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED, free_port
-from gpt2 import datasets
 from gpt2.cli import main
-from gpt2.download import DownloadError
+from gpt2.data import sources as datasets
+from gpt2.data.download import DownloadError
 from gpt2.errors import DataError
 from gpt2.evaluation.tasks import TASKS, resolve_data_path
 

@@ -73,8 +73,8 @@ def test_demo_writes_every_artifact_and_beats_the_unigram_baseline(tmp_path):
 def test_heldout_pairs_come_from_validation_documents_round_robin(tmp_path):
     """Every window is cut from a document that `prepare` puts in the val split (never trained on), windows
     are consecutive and non-overlapping within a document, and documents take turns."""
-    from gpt2.corpus import write_jsonl
     from gpt2.data import is_validation
+    from gpt2.data.stdlib_corpus import write_jsonl
     from gpt2.demo import DEMO_VAL_FRACTION, heldout_pairs
 
     class Chars:  # a character-level stand-in for the demo's BPE: token i = character i of the document

@@ -31,7 +31,7 @@ from gpt2.detection import (
     token_ranks,
     token_stats,
 )
-from gpt2.detection import lm as lm_stats
+from gpt2.detection import statistics as lm_stats
 from gpt2.detection.data import read_texts, real_data_splits
 from gpt2.detection.report import evaluate, transfer_matrix, write_report
 from gpt2.errors import DataError

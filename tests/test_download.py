@@ -1,4 +1,4 @@
-"""gpt2.download end to end against a loopback HTTP server: cache, resume, checksum, offline."""
+"""gpt2.data.download end to end against a loopback HTTP server: cache, resume, checksum, offline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from conftest import FileServer, free_port
-from gpt2.download import DownloadError, cache_path, download, mirrored
+from gpt2.data.download import DownloadError, cache_path, download, mirrored
 
 URL = "https://openaipublic.azureedge.net/gpt-2/detector-models/v1/detector-base.pt"
 DATA = bytes(range(256)) * 4096  # 1 MiB

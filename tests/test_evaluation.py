@@ -21,7 +21,7 @@ from gpt2 import scoring
 from gpt2.cli import main
 from gpt2.errors import DataError, GPT2Error
 from gpt2.evaluation import cbt, detokenize, hellaswag, lambada, perplexity, prompted, report, winograd
-from gpt2.evaluation.base import TaskResult
+from gpt2.evaluation.result import TaskResult
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "eval"
 N_CTX = 64
@@ -49,9 +49,9 @@ def hf_model(tiny_dir):
 
 @pytest.fixture(scope="module")
 def model(tiny_dir):
-    from gpt2.checkpoint import load_pretrained
+    from gpt2.model import GPT
 
-    return load_pretrained(tiny_dir)
+    return GPT.from_pretrained(tiny_dir)
 
 
 def hf_logprobs(hf_model, ids: list[int]) -> torch.Tensor:

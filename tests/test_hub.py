@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import free_port
-from gpt2 import datasets
 from gpt2.cli import main
 from gpt2.data import MANIFEST, TokenDataset, prepare, prepare_corpus
+from gpt2.data import sources as datasets
+from gpt2.data.download import DownloadError
 from gpt2.data.shards import PROGRESS
-from gpt2.download import DownloadError
 from gpt2.errors import DataError
 from gpt2.evaluation.tasks import resolve_data_path
 from gpt2.tokenizer import Tokenizer

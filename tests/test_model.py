@@ -31,7 +31,8 @@ def tiny_pair(seed: int = 0, **overrides) -> tuple[GPT, GPT2LMHeadModel]:
     config = GPTConfig(**{k: kw[k] for k in ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions",
                                              "bos_token_id", "eos_token_id")})
     ours = GPT(config)
-    ours.load_state_dict(from_hf_state_dict(hf.state_dict(), config))
+    shapes = {k: v.shape for k, v in ours.state_dict().items() if k != "lm_head.weight"}
+    ours.load_state_dict(from_hf_state_dict(hf.state_dict(), shapes))
     return ours.eval(), hf
 
 

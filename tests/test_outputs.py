@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpt2 import outputs
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
 from gpt2.errors import DataError
 from gpt2.model import GPT
+from gpt2.output_dataset import dataset as outputs
 from gpt2.sampling import generate
 
 MAX_NEW = 12
@@ -219,7 +219,7 @@ def test_resume_after_sigkill_is_identical(tmp_path, checkpoint, model, tokenize
         "torch.set_num_threads(1)\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_outputs import build_model\n"
-        "from gpt2 import outputs\n"
+        "from gpt2.output_dataset import dataset as outputs\n"
         "from gpt2.checkpoint import load_tokenizer\n"
         "t = load_tokenizer(sys.argv[1])\n"
         "m = build_model(t.vocab_size, t.eot_token_id)\n"

@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gpt2.checkpoint import load_pretrained, save_pretrained
+from gpt2.checkpoint import save_pretrained
 from gpt2.hardware import cpu, packed_dtypes
+from gpt2.model import GPT
 from gpt2.packing import PackedLinear, PackingError, can_pack, is_packed, pack_for_cpu, pack_if_possible
 from gpt2.sampling import generate
 from test_quantize import trained_like_model
@@ -100,7 +101,7 @@ def test_pack_replaces_every_linear_and_keeps_the_embedding():
 def test_packed_model_saves_an_ordinary_checkpoint(tmp_path):
     model, packed = packed_pair(torch.float32)
     save_pretrained(packed, tmp_path / "ckpt")
-    loaded = load_pretrained(tmp_path / "ckpt")
+    loaded = GPT.from_pretrained(tmp_path / "ckpt")
     assert not is_packed(loaded)
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from gpt2.checkpoint import load_pretrained, save_pretrained
+from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
 from gpt2.errors import GPT2Error
@@ -158,7 +158,7 @@ def test_empirical_distribution_matches_the_filtered_probabilities(options):
 def test_top_k_sampler_on_candidates_equals_the_full_vocabulary_path(dtype):
     """`generate` samples top-k from the k (+ a few) candidates only; same tokens as filter_logits +
     sample_from_logits over the whole vocabulary, ties at the k-th value included (common in bfloat16)."""
-    from gpt2.sampling import _sample_top_k
+    from gpt2.sampling.engine import _sample_top_k
 
     g = torch.Generator().manual_seed(0)
     compared = 0
@@ -222,7 +222,7 @@ def test_greedy_matches_transformers_generate_and_uncached_decoding(tmp_path):
         for p in hf.parameters():
             p.mul_(8.0)
     hf.save_pretrained(tmp_path)
-    ours = load_pretrained(tmp_path)
+    ours = GPT.from_pretrained(tmp_path)
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 96, (n,), generator=g).tolist() for n in (7, 2, 12)]
     samples = generate(ours, prompts, max_new_tokens=20, temperature=0)
@@ -437,7 +437,7 @@ def test_cli_generate(checkpoint_dir, tokenizer, capsys, monkeypatch):
     args = ["generate", "--model", str(checkpoint_dir), "-n", "12", "--seed", "3", "--num-samples", "2"]
     assert main([*args, "--dtype", "fp32", "hello world"]) == 0  # as the float32 reference below
     out = capsys.readouterr().out
-    model = load_pretrained(checkpoint_dir)
+    model = GPT.from_pretrained(checkpoint_dir)
     samples = generate_text(model, tokenizer, "hello world", max_new_tokens=12, seed=3, top_k=40,
                             num_samples=2)
     assert out == "".join(f"{'=' * 40} SAMPLE {i + 1} {'=' * 40}\n{s.text}\n" for i, s in enumerate(samples))
@@ -467,7 +467,7 @@ def test_cli_generate_missing_model(tmp_path, capsys):
 
 
 def test_cli_info(checkpoint_dir, tokenizer, capsys):
-    n = load_pretrained(checkpoint_dir).num_parameters()
+    n = GPT.from_pretrained(checkpoint_dir).num_parameters()
     assert main(["info", str(checkpoint_dir), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == n

@@ -217,9 +217,9 @@ def test_special_token_policy(gpt2_tokenizer):
 def test_encode_batch_threads_keep_order(gpt2_tokenizer, monkeypatch):
     """encode_batch splits the texts into runs over threads: the result is one `encode` per text, in order,
     whatever the thread count (the CPU count is faked so that the threaded path runs on any machine)."""
-    import gpt2.tokenizer
+    import gpt2.tokenizer.tokenizer
 
-    monkeypatch.setattr(gpt2.tokenizer, "_usable_cpus", lambda: 4)
+    monkeypatch.setattr(gpt2.tokenizer.tokenizer, "_usable_cpus", lambda: 4)
     texts = [f"line {i} <|endoftext|> ünï" * (i % 7) for i in range(101)]
     for allowed in ("none", "all"):
         expected = [gpt2_tokenizer.encode(t, allowed_special=allowed) for t in texts]

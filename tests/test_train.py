@@ -108,9 +108,10 @@ def test_validation_loss_falls_below_the_unigram_entropy(trained, dataset):
 def test_checkpoint_loads_in_transformers_with_equal_logits(trained):
     from transformers import GPT2LMHeadModel
 
-    from gpt2.checkpoint import load_pretrained, read_metadata
+    from gpt2.checkpoint import read_metadata
+    from gpt2.model import GPT
 
-    ours = load_pretrained(trained / "checkpoint")
+    ours = GPT.from_pretrained(trained / "checkpoint")
     hf = GPT2LMHeadModel.from_pretrained(trained / "checkpoint").eval()
     ids = torch.randint(0, ours.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from gpt2.config import GPTConfig
 from gpt2.errors import CheckpointError, ConfigError, GPT2Error
-from gpt2.io import atomic_write
-from gpt2.model import GPT
+from gpt2.files import atomic_write
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -69,30 +69,47 @@ def _download(repo_id: str) -> Path:
 
 # ---- loading ----
 
-def load_pretrained(
-    name_or_path: str | os.PathLike,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> GPT:
-    """Load a GPT from an HF-layout directory or hub name (`gpt2`, `gpt2-medium`, ..., any repo id)."""
-    directory = resolve(name_or_path)
+class PreTrainedModel(nn.Module):
+    """HF's habit on the model class: `GPT.from_pretrained(dir_or_name)` and `model.save_pretrained(dir)`.
+
+    The model (`gpt2.model.GPT`) subclasses this, so this module never imports the model: the class to build
+    is `cls`, and the arrow runs one way, model -> checkpoint."""
+
+    config: GPTConfig
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: torch.device | str | None = None,
+                        dtype: torch.dtype | None = None):
+        """Load an HF-layout directory or hub name (`gpt2`, `gpt2-medium`, ..., any repo id)."""
+        directory = resolve(name_or_path)
+        config = load_config(directory)
+        state = load_state_dict(directory)
+        with torch.device("meta"):
+            model = cls(config)  # no point initialising weights that are about to be replaced
+        expected = {name: p.shape for name, p in model.state_dict().items() if name != "lm_head.weight"}
+        model.load_state_dict(from_hf_state_dict(state, expected, source=str(directory)), assign=True)
+        model.lm_head.weight = model.transformer.wte.weight  # assign=True broke the tie
+        if dtype is not None:
+            model.to(dtype=dtype)
+        if device is not None:
+            model.to(device=device)
+        return model.eval()
+
+    def save_pretrained(self, directory: str | os.PathLike, tokenizer: Any | None = None,
+                        metadata: dict[str, Any] | None = None) -> Path:
+        """Write config.json + model.safetensors (+ tokenizer files) in HF's layout (see `save_pretrained`)."""
+        return save_pretrained(self, directory, tokenizer=tokenizer, metadata=metadata)
+
+
+def load_config(directory: Path) -> GPTConfig:
+    """The GPTConfig of a checkpoint directory, or one line naming what is wrong with it."""
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no {CONFIG_FILE}; expected an HF-layout checkpoint directory")
     try:
-        config = GPTConfig.load(config_path)
+        return GPTConfig.load(config_path)
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    state = load_state_dict(directory)
-    with torch.device("meta"):
-        model = GPT(config)  # no point initialising weights that are about to be replaced
-    model.load_state_dict(from_hf_state_dict(state, config, source=str(directory)), assign=True)
-    model.lm_head.weight = model.transformer.wte.weight  # assign=True broke the tie
-    if dtype is not None:
-        model.to(dtype=dtype)
-    if device is not None:
-        model.to(device=device)
-    return model.eval()
 
 
 def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
@@ -126,9 +143,10 @@ def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def from_hf_state_dict(state: dict[str, torch.Tensor], config: GPTConfig, source: str = "checkpoint"
+def from_hf_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Size], source: str = "checkpoint"
                        ) -> dict[str, torch.Tensor]:
-    """HF GPT2LMHeadModel tensors -> this model's state dict (names, Conv1D transposes, checks)."""
+    """HF GPT2LMHeadModel tensors -> this model's state dict (names, Conv1D transposes), checked against the
+    `expected` parameter shapes (the model's state dict less the tied lm_head)."""
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         if not name.startswith(("transformer.", "lm_head.")):
@@ -138,7 +156,6 @@ def from_hf_state_dict(state: dict[str, torch.Tensor], config: GPTConfig, source
         if name.endswith(_CONV1D):
             tensor = tensor.t()
         out[name] = tensor.contiguous()
-    expected = parameter_shapes(config)
     missing = sorted(set(expected) - set(out))
     unexpected = sorted(set(out) - set(expected))
     if missing or unexpected:
@@ -156,16 +173,9 @@ def from_hf_state_dict(state: dict[str, torch.Tensor], config: GPTConfig, source
     return out
 
 
-def parameter_shapes(config: GPTConfig) -> dict[str, torch.Size]:
-    """Parameter shapes of a GPT with `config`, without allocating it."""
-    with torch.device("meta"):
-        model = GPT(config)
-    return {name: p.shape for name, p in model.state_dict().items() if name != "lm_head.weight"}
-
-
 # ---- saving ----
 
-def to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """This model's tensors under HF names and layouts (lm_head omitted: it is tied to wte)."""
     out = {}
     for name, tensor in model.state_dict().items():
@@ -178,7 +188,7 @@ def to_hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 
 def save_pretrained(
-    model: GPT,
+    model: PreTrainedModel,
     directory: str | os.PathLike,
     tokenizer: Any | None = None,
     metadata: dict[str, Any] | None = None,
@@ -231,15 +241,13 @@ def load_tokenizer(name_or_path: str | os.PathLike):
 
 # ---- what a checkpoint holds (`gpt2 info`, model cards) ----
 
-def describe(name_or_path: str) -> dict[str, Any]:
-    """A checkpoint's config, parameter counts, stored dtypes, tokenizer, files and metadata."""
+def describe(name_or_path: str, model_class: type[PreTrainedModel]) -> dict[str, Any]:
+    """A checkpoint's config, parameter counts (of `model_class` built from its config), stored dtypes,
+    tokenizer, files and metadata."""
     directory = resolve(name_or_path)
-    try:
-        config = GPTConfig.load(directory / CONFIG_FILE)
-    except ConfigError as e:
-        raise CheckpointError(str(e)) from None
+    config = load_config(directory)
     with torch.device("meta"):  # counts from shapes; nothing allocated
-        model = GPT(config)
+        model = model_class(config)
     try:
         tok = load_tokenizer(directory)
         tokenizer = {"type": type(tok).__name__, "name": tok.name, "vocab_size": tok.vocab_size}

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from gpt2.corpus import stdlib_documents, write_jsonl
-from gpt2.io import atomic_write_text
+from gpt2.data.stdlib_corpus import stdlib_documents, write_jsonl
+from gpt2.files import atomic_write_text
 
 DEMO_VAL_FRACTION = 0.05
 PROMPTS = [

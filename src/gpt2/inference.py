@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from gpt2.checkpoint import load_pretrained, load_tokenizer
+from gpt2.checkpoint import load_tokenizer
 from gpt2.errors import ConfigError
 from gpt2.hardware import resolve_device, resolve_dtype
 from gpt2.model import GPT
@@ -35,9 +35,9 @@ def load_for_inference(name: str | os.PathLike, device: str | torch.device | Non
             raise ConfigError(f"--dtype int8 runs on the CPU only; got --device {device}")
         from gpt2.quantize import quantize_int8
 
-        model = quantize_int8(load_pretrained(name, device=device, dtype=torch.float32))
+        model = quantize_int8(GPT.from_pretrained(name, device=device, dtype=torch.float32))
     else:
-        model = load_pretrained(name, device=device, dtype=resolve_dtype(dtype, device))
+        model = GPT.from_pretrained(name, device=device, dtype=resolve_dtype(dtype, device))
     if pack:
         from gpt2.packing import pack_if_possible
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt2.checkpoint import PreTrainedModel
 from gpt2.config import GPTConfig
 
 
@@ -206,7 +207,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(nn.Module):
+class GPT(PreTrainedModel):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
@@ -236,19 +237,6 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=std)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path, device=None, dtype=None) -> GPT:
-        """Load an HF-layout checkpoint directory or hub name (see `gpt2.checkpoint`)."""
-        from gpt2.checkpoint import load_pretrained
-
-        return load_pretrained(name_or_path, device=device, dtype=dtype)
-
-    def save_pretrained(self, directory, tokenizer=None, metadata=None):
-        """Write config.json + model.safetensors (+ tokenizer files) in HF's layout."""
-        from gpt2.checkpoint import save_pretrained
-
-        return save_pretrained(self, directory, tokenizer=tokenizer, metadata=metadata)
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count with the tied embedding counted once (124M preset: 124,439,808). Counted from

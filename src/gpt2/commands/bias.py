@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _model
+from gpt2.commands import _options
 
 EPILOG = """\
 examples:
@@ -44,20 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", default=None, metavar="DIR",
                    help="write bias.json, bias.md and bias.png here (default: print the Markdown)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _model.add_options(p)
+    _options.add_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gpt2.bias import DIMENSIONS, load_groups, markdown, run_probes, write_report
     from gpt2.errors import DataError
-    from gpt2.evaluation.bias import DIMENSIONS, load_groups, markdown, run_probes, write_report
 
     for name, value in (("--samples", args.samples), ("--max-new-tokens", args.max_new_tokens),
                         ("--top-k", args.top_k), ("--batch-size", args.batch_size)):
         if value < 1:
             raise DataError(f"{name} must be a positive integer, got {value}")
     groups = load_groups(args.groups_file) if args.groups_file else DIMENSIONS  # before loading a model
-    model, tokenizer = _model.load(args)
+    model, tokenizer = _options.load(args)
     report = run_probes(model, tokenizer, samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
                         top_k=args.top_k, dimensions=groups, batch_size=args.batch_size,
                         progress=not args.no_progress)

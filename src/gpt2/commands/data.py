@@ -1,4 +1,4 @@
-"""`gpt2 data`: the public data files the project reads (gpt2.datasets): list them, fetch them."""
+"""`gpt2 data`: the public data files the project reads (gpt2.data.sources): list them, fetch them."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from gpt2.datasets import status
+    from gpt2.data.sources import status
 
     rows = status()
     if args.json:
@@ -48,7 +48,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from gpt2.datasets import SOURCES, fetch, unknown
+    from gpt2.data.sources import SOURCES, fetch, unknown
 
     for name in args.names:
         if name not in SOURCES:

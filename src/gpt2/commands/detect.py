@@ -264,7 +264,7 @@ def _load(directory, device):
 
 def run_score(args: argparse.Namespace) -> int:
     from gpt2.detection import ZeroShotDetector
-    from gpt2.detection.lm import load_model
+    from gpt2.detection.statistics import load_model
     from gpt2.scoring import token_ranks
 
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -301,7 +301,7 @@ def run_matrix(args: argparse.Namespace) -> int:
 
 def _output_dataset(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(directory, sources) for `matrix`: --data-dir as given, or OpenAI's files fetched (--dataset openai)."""
-    from gpt2.datasets import OUTPUT_DATASET_NAMES, fetch
+    from gpt2.data.sources import OUTPUT_DATASET_NAMES, fetch
     from gpt2.detection import DetectorError
 
     if (args.data_dir is None) == (args.dataset is None):
@@ -330,7 +330,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         raise DetectorError("give --data-dir (the shared subsets) or --dataset openai (OpenAI's full files)")
     data_dir, protocol = args.data_dir, args.protocol
     if args.dataset == "openai":
-        from gpt2.datasets import fetch
+        from gpt2.data.sources import fetch
 
         paths = [fetch(f"gpt2-output/{name}.{split}", progress=not args.no_progress)
                  for name in ("webtext", "small-117M-k40") for split in ("train", "valid", "test")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _model
+from gpt2.commands import _options
 
 EPILOG = """\
 tasks:
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", default=None, metavar="DIR",
                    help="write results.json and results.md here (merged with earlier runs of the same model)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _model.add_options(p)
+    _options.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"--shots must be 0 or more, got {args.shots}")
 
     paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
-    model, tokenizer = _model.load(args)
+    model, tokenizer = _options.load(args)
     if args.stride is not None and args.stride > model.config.n_positions:
         raise DataError(f"--stride {args.stride} exceeds the context length {model.config.n_positions}")
     results = []

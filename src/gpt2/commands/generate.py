@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _model
+from gpt2.commands import _options
 
 EPILOG = """\
 examples:
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="end a sample at this string (left out of the output); repeatable")
     p.add_argument("--no-eos", action="store_true", help="do not stop at <|endoftext|>")
     p.add_argument("--stream", action="store_true", help="print text as it is generated")
-    _model.add_options(p, int8=True)
+    _options.add_options(p, int8=True)
     p.set_defaults(func=run)
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from gpt2 import sampling
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model, tokenizer = _model.load(args)
+    model, tokenizer = _options.load(args)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
     options = dict(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gpt2.checkpoint import describe, human_count
     from gpt2.errors import GPT2Error
+    from gpt2.model import GPT
 
     if args.machine:
         from gpt2.hardware import report, summary
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.model is None:
         raise GPT2Error("give a checkpoint directory or hub name, or --machine")
-    info = describe(args.model)
+    info = describe(args.model, GPT)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

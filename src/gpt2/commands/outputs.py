@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gpt2.commands import _model
+from gpt2.commands import _options
 
 EPILOG = """\
 examples:
@@ -56,15 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--human-txt-split", choices=("file", "paragraph", "line"), default="file",
                    help="what a document is in a .txt file (default: the whole file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _model.add_options(p, model=None)
+    _options.add_options(p, model=None)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gpt2 import outputs
     from gpt2.errors import DataError
+    from gpt2.output_dataset import dataset as outputs
 
     if args.merge:
         names = [args.dataset] if args.dataset else sorted(
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     sampling = outputs.parse_sampling(args.sampling)
     splits = outputs.parse_splits(args.split, args.n)
     shard = outputs.parse_shard(args.shard)
-    model, tokenizer = _model.load(args)  # a bare cuda under torchrun is GPU LOCAL_RANK
+    model, tokenizer = _options.load(args)  # a bare cuda under torchrun is GPU LOCAL_RANK
     name = args.name or Path(str(args.model).rstrip("/")).name
     dataset = f"{name}{sampling.suffix}"
     seed = args.seed

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from gpt2.datasets import CORPORA
+    from gpt2.data.sources import CORPORA
 
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="text/jsonl files, directories or globs")
     p.add_argument("--dataset", choices=list(CORPORA), metavar="NAME",

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from gpt2.commands import _model
+from gpt2.commands import _options
 
 EPILOG = """\
 examples:
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default=None, metavar="DIR",
                    help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    _model.add_options(p)
+    _options.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise GPT2Error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, tokenizer = _model.load(args)
+    model, tokenizer = _options.load(args)
     detector = load_detector(args.detector) if args.detector else None
     app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
                      max_batch=args.max_batch, max_queue=args.max_queue,

@@ -3,7 +3,7 @@
     prepare_corpus("fineweb-edu", "gpt2", "data/fineweb-edu", max_tokens=1_000_000_000)
 
 The corpus is never stored whole (FineWeb-Edu's 10B-token sample is 28 GB of parquet): its files are fetched
-into OUT/.download/ (gpt2.download.hub_download: resumable, checked against the Hub's sha256), the next one
+into OUT/.download/ (gpt2.data.download.hub_download: resumable, checked against the Hub's sha256), the next one
 while the current one is read a row group at a time and tokenized on every core, and deleted once their
 tokens are in the shards (at most two raw files on disk). After each file OUT/progress.json records what is
 done, atomically; the same command run again after a stop (Ctrl-C, a lost connection, a full disk)
@@ -42,7 +42,7 @@ from gpt2.data.shards import (
     manifest_for,
 )
 from gpt2.errors import DataError
-from gpt2.io import atomic_write_text
+from gpt2.files import atomic_write_text
 
 
 def prepare_corpus(
@@ -59,11 +59,11 @@ def prepare_corpus(
     progress: bool = True,
     prefetch: bool = True,
 ) -> dict[str, Any]:
-    """Stream corpus `name` (gpt2.datasets.CORPORA) into train/val token shards under `out`, stopping after
+    """Stream corpus `name` (gpt2.data.sources.CORPORA) into train/val token shards under `out`, stopping after
     `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings.
     `prefetch=False` fetches each file only when its turn comes (for measuring what prefetching gains)."""
-    from gpt2.datasets import CORPORA
-    from gpt2.download import hub_download
+    from gpt2.data.download import hub_download
+    from gpt2.data.sources import CORPORA
     from gpt2.tokenizer import Tokenizer
 
     if name not in CORPORA:
@@ -112,7 +112,7 @@ def prepare_corpus(
 
 def _locate(corpus) -> dict[str, Any]:
     """The corpus's parquet files at the first of its locations that has any, and the commit to read them at."""
-    from gpt2.download import first_on_hub, hub_commit, hub_list
+    from gpt2.data.download import first_on_hub, hub_commit, hub_list
 
     revision, files = first_on_hub([lambda r=revision, f=folder: (r, hub_list(corpus.repo, f, revision=r))
                                     for revision, folder in corpus.locations])

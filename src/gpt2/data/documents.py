@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.io import parse_record
+from gpt2.files import parse_record
 
 TXT_SPLITS = ("file", "paragraph", "line")
 DIRECTORY_SUFFIXES = (".txt", ".jsonl")  # what a directory input contributes (recursively)

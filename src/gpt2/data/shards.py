@@ -16,7 +16,7 @@ import numpy as np
 
 from gpt2.data.documents import TXT_SPLITS, expand_inputs, read_documents
 from gpt2.errors import DataError
-from gpt2.io import atomic_write_text, file_sha256, fsync_dir
+from gpt2.files import atomic_write_text, file_sha256, fsync_dir
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gpt2.detection.base import Detector, DetectorError, read_meta
 from gpt2.detection.classifier import ClassifierDetector
+from gpt2.detection.detector import Detector, DetectorError, read_meta
 from gpt2.detection.encoder import EncoderClassifierDetector, load_openai
 from gpt2.detection.gltr import GLTRDetector
-from gpt2.detection.lm import TokenStats, token_stats
+from gpt2.detection.statistics import TokenStats, token_stats
 from gpt2.detection.tfidf import TfidfDetector
 from gpt2.detection.zeroshot import (
     Binoculars,

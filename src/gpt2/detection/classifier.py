@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, train_epochs
+from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data, train_epochs
 from gpt2.hardware import resolve_device, resolve_dtype
 
 BACKBONE_DIR = "backbone"
@@ -62,11 +62,12 @@ class ClassifierDetector(Detector):
                 "patience": self.patience, "seed": self.seed, "dtype": self.dtype}
 
     def _load(self, path: str | Path) -> None:
-        from gpt2.checkpoint import load_pretrained, load_tokenizer
+        from gpt2.checkpoint import load_tokenizer
+        from gpt2.model import GPT
 
         # The weights are trained, so `auto` means float32: AdamW's small updates vanish in bf16 weights.
         dtype = torch.float32 if self.dtype == "auto" else resolve_dtype(self.dtype, self.device)
-        self.backbone = load_pretrained(path, device=self.device, dtype=dtype)
+        self.backbone = GPT.from_pretrained(path, device=self.device, dtype=dtype)
         self.tokenizer = load_tokenizer(path)
         self.max_tokens = min(self.max_tokens, self.backbone.config.n_positions)
         self.head = nn.Linear(self.backbone.config.n_embd, 1).to(self.device, dtype)
@@ -164,7 +165,7 @@ class ClassifierDetector(Detector):
         from safetensors.torch import save_file
 
         from gpt2.checkpoint import save_pretrained
-        from gpt2.io import atomic_write
+        from gpt2.files import atomic_write
 
         if self.head is None:
             raise DetectorError("classifier is not trained; nothing to save")

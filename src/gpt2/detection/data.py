@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError
-from gpt2.io import parse_record
+from gpt2.files import parse_record
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Split:
 
 
 PROTOCOLS = ("subsets", "pooled", "openai")
-# protocol "openai": OpenAI's full files, as `gpt2 data get gpt2-output/...` (gpt2.datasets) fetches them
+# protocol "openai": OpenAI's full files, as `gpt2 data get gpt2-output/...` (gpt2.data.sources) fetches them
 OPENAI_FILES = {"real": "webtext.{split}.jsonl", "fake": "small-117M-k40.{split}.jsonl"}
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, train_epochs
+from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data, train_epochs
 from gpt2.hardware import resolve_device
 
 MACHINE, HUMAN = 0, 1  # OpenAI's label order: softmax(logits)[0] is P(fake), [1] is P(real)
@@ -221,11 +221,11 @@ def load_openai(size: str, out: str | os.PathLike, *, checkpoint: str | os.PathL
                 ) -> EncoderClassifierDetector:
     """OpenAI's released detector `size` ("base" or "large") as a saved detector in `out`.
 
-    checkpoint: a local detector-{size}.pt (default: downloaded once into the cache, gpt2.download).
+    checkpoint: a local detector-{size}.pt (default: downloaded once into the cache, gpt2.data.download).
     config / tokenizer: the architecture and tokenizer to load it into (default: roberta-base or
     roberta-large from the Hugging Face hub)."""
-    from gpt2.download import cache_path, download
-    from gpt2.io import file_sha256
+    from gpt2.data.download import cache_path, download
+    from gpt2.files import file_sha256
 
     if size not in OPENAI_BACKBONES:
         raise DetectorError(f"OpenAI released detectors 'base' and 'large'; got {size!r}")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gpt2.detection import lm
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, load_npz
+from gpt2.detection import statistics
+from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data, load_npz
 from gpt2.detection.tfidf import CS, fit_logistic
 
 BUCKETS = (10, 100, 1000)
@@ -23,7 +23,7 @@ FEATURES = ("top10", "top100", "top1000", "rest", "mean_logprob", "mean_entropy"
 FILE = "gltr.npz"
 
 
-def gltr_features(stats: lm.TokenStats) -> np.ndarray:
+def gltr_features(stats: statistics.TokenStats) -> np.ndarray:
     r = stats.rank
     edges = (0, *BUCKETS, np.inf)
     fracs = [np.mean((r > a) & (r <= b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
@@ -43,11 +43,12 @@ class GLTRDetector(Detector):
         self.progress = False
 
     def config(self) -> dict[str, Any]:
-        return {"model": self.model, "max_tokens": self.max_tokens, "dtype": lm.used_dtype(self.dtype, self.device),
-                "batch_tokens": self.batch_tokens, "cs": self.cs}
+        return {"model": self.model, "max_tokens": self.max_tokens,
+                "dtype": statistics.used_dtype(self.dtype, self.device), "batch_tokens": self.batch_tokens,
+                "cs": self.cs}
 
-    def scorer(self) -> lm.Scorer:
-        return lm.get_scorer(self.model, max_tokens=self.max_tokens, device=self.device, dtype=self.dtype,
+    def scorer(self) -> statistics.Scorer:
+        return statistics.get_scorer(self.model, max_tokens=self.max_tokens, device=self.device, dtype=self.dtype,
                              batch_tokens=self.batch_tokens)
 
     def features(self, texts: Sequence[str]) -> np.ndarray:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from gpt2.detection import metrics
-from gpt2.detection.base import Detector
 from gpt2.detection.data import Texts, labelled, read_texts, real_data_splits
+from gpt2.detection.detector import Detector
 from gpt2.errors import DataError
-from gpt2.io import atomic_write_text
+from gpt2.files import atomic_write_text
 
 # OpenAI's published TF-IDF baseline accuracy on 117M top-k 40 (gpt-2-output-dataset README), trained on
 # 250k + 250k texts and tested on 5k + 5k.

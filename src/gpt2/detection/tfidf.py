@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data, load_npz
+from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data, load_npz
 
 CS = tuple(2.0**k for k in range(-6, 7))
 FILE = "tfidf.npz"

@@ -23,16 +23,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gpt2.detection import lm
-from gpt2.detection.base import Detector, DetectorError, Valid, check_training_data
+from gpt2.detection import statistics
+from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data
 from gpt2.detection.metrics import best_threshold
 
 
 class ZeroShotDetector(Detector):
-    """A statistic of `lm.TokenStats`, oriented so that higher means machine."""
+    """A statistic of `statistics.TokenStats`, oriented so that higher means machine."""
 
     needs_training = False
-    statistic: ClassVar[Callable[[lm.TokenStats], float]]
+    statistic: ClassVar[Callable[[statistics.TokenStats], float]]
     sign: ClassVar[float] = 1.0  # statistic * sign = higher-is-machine
     default_center: ClassVar[float] = 0.0
     default_scale: ClassVar[float] = 1.0
@@ -50,15 +50,15 @@ class ZeroShotDetector(Detector):
 
     def config(self) -> dict[str, Any]:
         return {"model": self.model, **self.models, "max_tokens": self.max_tokens,
-                "dtype": lm.used_dtype(self.dtype, self.device), "batch_tokens": self.batch_tokens,
+                "dtype": statistics.used_dtype(self.dtype, self.device), "batch_tokens": self.batch_tokens,
                 "center": self.center, "scale": self.scale}
 
     @classmethod
     def _from_files(cls, directory: Path, config: dict[str, Any]) -> Detector:
         return cls(**config)
 
-    def scorer(self) -> lm.Scorer:
-        return lm.get_scorer(self.model, max_tokens=self.max_tokens, device=self.device, dtype=self.dtype,
+    def scorer(self) -> statistics.Scorer:
+        return statistics.get_scorer(self.model, max_tokens=self.max_tokens, device=self.device, dtype=self.dtype,
                              batch_tokens=self.batch_tokens, **self.models)
 
     def statistics(self, texts: Sequence[str]) -> np.ndarray:
@@ -87,19 +87,19 @@ class ZeroShotDetector(Detector):
 
 class LogLikelihood(ZeroShotDetector):
     name = "loglik"
-    statistic = staticmethod(lm.mean_logprob)
+    statistic = staticmethod(statistics.mean_logprob)
     default_center, default_scale = -4.0, 1.0
 
 
 class LogRank(ZeroShotDetector):
     name = "logrank"
-    statistic = staticmethod(lm.mean_logrank)
+    statistic = staticmethod(statistics.mean_logrank)
     default_center, default_scale = -2.0, 1.0
 
 
 class Entropy(ZeroShotDetector):
     name = "entropy"
-    statistic = staticmethod(lm.mean_entropy)
+    statistic = staticmethod(statistics.mean_entropy)
     default_center, default_scale = 4.0, 1.0
 
 
@@ -107,7 +107,7 @@ class FastDetectGPT(ZeroShotDetector):
     """`reference`: Fast-DetectGPT's sampling model (default: the scoring model itself)."""
 
     name = "fast-detectgpt"
-    statistic = staticmethod(lm.sampling_discrepancy)
+    statistic = staticmethod(statistics.sampling_discrepancy)
     default_center, default_scale = 1.0, 1.0
 
     def __init__(self, model: str, *, reference: str | None = None, **kwargs: Any) -> None:
@@ -118,7 +118,7 @@ class Binoculars(ZeroShotDetector):
     """`model` is the performer, `observer` the observer; the two must share a tokenizer."""
 
     name = "binoculars"
-    statistic = staticmethod(lm.binoculars)
+    statistic = staticmethod(statistics.binoculars)
     sign = -1.0  # lower Binoculars score = machine
     default_center, default_scale = -0.9015310749276843, 0.05
 

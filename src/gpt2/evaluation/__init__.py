@@ -7,8 +7,8 @@ paper's Table 3.
     result.metrics["word_perplexity"]
 """
 
-from gpt2.evaluation.base import TaskResult
 from gpt2.evaluation.report import markdown_table, write_results
+from gpt2.evaluation.result import TaskResult
 from gpt2.evaluation.tasks import TASKS, resolve_data_path, run_task
 from gpt2.scoring import NLL, ContinuationScore, rolling_nll, rolling_windows, score_continuations
 

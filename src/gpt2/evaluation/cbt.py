@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_text
 from gpt2.evaluation.detokenize import detokenize_cbt_line
-from gpt2.io import file_sha256
+from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.files import file_sha256
 from gpt2.scoring import best_candidates, score_continuations, total_nll
 
 BLANK = "XXXXX"

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_text
-from gpt2.io import file_sha256, parse_record
+from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.files import file_sha256, parse_record
 from gpt2.scoring import score_continuations
 
 DESCRIPTION = 'hellaswag_val.jsonl: jsonl rows with "ctx", "ctx_a", "ctx_b", "activity_label", "endings", "label"'

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, read_text
-from gpt2.io import file_sha256, parse_record
+from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.files import file_sha256, parse_record
 from gpt2.scoring import score_continuations, total_nll
 
 DESCRIPTION = 'LAMBADA as jsonl, one {"text": passage} per line (OpenAI\'s lambada_test.jsonl)'

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult, decode_utf8, read_bytes
 from gpt2.evaluation.detokenize import detokenize_ptb, detokenize_wikitext
-from gpt2.io import file_sha256
+from gpt2.evaluation.result import TaskResult, decode_utf8, read_bytes
+from gpt2.files import file_sha256
 from gpt2.scoring import NLL, rolling_nll
 
 # enwik8 and text8 are 100,000,000-byte files split 90M / 5M / 5M into train / valid / test (Mahoney's

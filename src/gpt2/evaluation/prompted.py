@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError, GPT2Error
-from gpt2.evaluation.base import TaskResult, read_text
-from gpt2.io import check_record, file_sha256, parse_record
+from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.files import check_record, file_sha256, parse_record
 
 PROMPTED_TASKS = ("summarize", "translate", "qa", "coqa")
 

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gpt2.evaluation.base import TaskResult
 from gpt2.evaluation.prompted import PROMPTED_TASKS
-from gpt2.io import atomic_write_text
+from gpt2.evaluation.result import TaskResult
+from gpt2.files import atomic_write_text
 
 PAPER_SIZES = {"117M": 117e6, "345M": 345e6, "762M": 762e6, "1542M": 1542e6}
 

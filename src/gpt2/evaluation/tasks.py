@@ -1,7 +1,7 @@
 """The task registry: names, standard files, and `run_task`, the one entry point the CLI uses.
 
 A task reads `data_path` when given, else the task's standard file in the data directory ($GPT2_DATA_DIR, else
-~/.cache/gpt2), which `gpt2.datasets` fills on first use; the layout (that of the project's reference data):
+~/.cache/gpt2), which `gpt2.data.sources` fills on first use; the layout (that of the project's reference data):
 
     wikitext2/wiki.test.tokens   wikitext103/wiki.test.tokens   ptb/ptb.test.txt
     enwik8/enwik8                text8/text8                    lambada/lambada_test.jsonl
@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError
-from gpt2.evaluation.base import TaskResult
 from gpt2.evaluation.cbt import evaluate_cbt
 from gpt2.evaluation.hellaswag import evaluate_hellaswag
 from gpt2.evaluation.lambada import evaluate_lambada
 from gpt2.evaluation.perplexity import LM_TASKS, evaluate_lm
 from gpt2.evaluation.prompted import evaluate_coqa, evaluate_qa, evaluate_summarize, evaluate_translate
+from gpt2.evaluation.result import TaskResult
 from gpt2.evaluation.winograd import evaluate_wsc
 
 DATA_DIR_ENV = "GPT2_DATA_DIR"
@@ -94,9 +94,9 @@ TASKS: dict[str, Task] = {
 
 def resolve_data_path(task: str, data_path: str | os.PathLike | None = None, *, fetch: bool = True) -> Path:
     """`data_path` if given, else the task's standard file in the data directory ($GPT2_DATA_DIR, else
-    ~/.cache/gpt2), downloaded there first when it is missing and `fetch` (gpt2.datasets)."""
-    from gpt2 import datasets
-    from gpt2.download import cache_path
+    ~/.cache/gpt2), downloaded there first when it is missing and `fetch` (gpt2.data.sources)."""
+    from gpt2.data import sources as datasets
+    from gpt2.data.download import cache_path
 
     spec = TASKS[task]
     if data_path is not None:

@@ -29,8 +29,8 @@ from gpt2.model import GPT
 from gpt2.sampling import SamplingOptions
 from gpt2.scoring import token_ranks
 from gpt2.server.jobs import Done, Failed, Job, Options, Piece, QueueFull, SchedulerClosed
+from gpt2.server.protocol import CompletionRequest, DetectRequest
 from gpt2.server.scheduler import Scheduler
-from gpt2.server.schemas import CompletionRequest, DetectRequest
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 2 * 1024 * 1024

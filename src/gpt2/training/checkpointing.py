@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gpt2.io import atomic_write, current_umask, fsync_dir
+from gpt2.files import atomic_write, current_umask, fsync_dir
 
 LINK = "checkpoint"
 DIRECTORY = "checkpoints"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import ConfigError
-from gpt2.io import atomic_write_text
+from gpt2.files import atomic_write_text
 
 CONFIG_FILE = "train_config.json"
 DTYPES = ("auto", "bf16", "fp32")

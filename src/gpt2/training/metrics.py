@@ -11,7 +11,7 @@ import torch
 
 from gpt2.config import GPTConfig
 from gpt2.errors import GPT2Error
-from gpt2.io import atomic_write, atomic_write_text
+from gpt2.files import atomic_write, atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"

@@ -143,11 +143,11 @@ class Trainer:
         return tok
 
     def _model(self, checkpoint: Path | None) -> GPT:
-        from gpt2.checkpoint import load_pretrained
+        from gpt2.model import GPT
 
         c = self.config
         if checkpoint is not None or c.init_from is not None:
-            model = load_pretrained(checkpoint or c.init_from, dtype=torch.float32)
+            model = GPT.from_pretrained(checkpoint or c.init_from, dtype=torch.float32)
             _set_dropout(model, c.dropout)
             data_vocab = self.train_data.manifest["tokenizer"]["vocab_size"]
             if model.config.vocab_size < data_vocab:

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gpt2.bias import LogprobGap, ProbeSettings
 from gpt2.errors import CheckpointError, DataError
-from gpt2.evaluation.bias import LogprobGap, ProbeSettings
 
 CARD_MD = "model_card.md"
 CARD_JSON = "model_card.json"
@@ -446,9 +446,10 @@ def build_card(
         CONFIG_FILE,
         describe,  # the same facts `gpt2 info` prints
     )
+    from gpt2.model import GPT
 
     checkpoint, run_dir = locate(name_or_path)
-    info = describe(str(checkpoint))
+    info = describe(str(checkpoint), GPT)
     sources = [str(checkpoint / CONFIG_FILE)]  # each reader below appends the files it read
     hub = _is_hub(name_or_path)
     model = model_facts(name_or_path, checkpoint, run_dir, info, hub)
@@ -710,7 +711,7 @@ def _md_bias(b: BiasProbes | None) -> list[str]:
 
 def write_card(card: Card, directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write `model_card.md` and `model_card.json` into `directory` (atomically); returns both paths."""
-    from gpt2.io import atomic_write_text
+    from gpt2.files import atomic_write_text
 
     directory = Path(directory)
     md, js = directory / CARD_MD, directory / CARD_JSON

@@ -23,9 +23,9 @@ from typing import Literal
 
 import tiktoken
 
-from gpt2 import vocab_files
 from gpt2.errors import TokenizerError
-from gpt2.vocab_files import ENDOFTEXT, GPT2_PATTERN
+from gpt2.tokenizer import vocab_files
+from gpt2.tokenizer.vocab_files import ENDOFTEXT, GPT2_PATTERN
 
 # Names meaning GPT-2's own vocabulary (all GPT-2 sizes share it); tiktoken calls it r50k_base.
 GPT2_NAMES = frozenset(

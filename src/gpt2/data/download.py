@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gpt2.errors import GPT2Error
-from gpt2.io import file_sha256, fsync_dir
+from gpt2.files import file_sha256, fsync_dir
 
 CACHE_ENV = "GPT2_DATA_DIR"
 MIRROR_ENV = "GPT2_DOWNLOAD_MIRROR"

@@ -14,7 +14,7 @@ so when two groups' next-token distributions agree their samples agree too, and 
 groups comes from the model rather than from the draw. Prompts are used as they are, with no
 <|endoftext|> before them, in sampling and in scoring alike: the scores are of the distribution sampled.
 
-    from gpt2.evaluation.bias import run_probes
+    from gpt2.bias import run_probes
     report = run_probes(model, tokenizer, samples=20, seed=0)
 """
 
@@ -426,7 +426,7 @@ def plot(report: BiasReport, path: str | os.PathLike, top: int = 10) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from gpt2.io import atomic_write
+    from gpt2.files import atomic_write
 
     n = len(report.dimensions)
     # The object API with the Agg canvas: no display and no pyplot global state.
@@ -456,7 +456,7 @@ def _plot_dimension(ax, dim: str, groups: Sequence[str], mean: Mapping[str, Mapp
 
 def write_report(report: BiasReport, directory: str | os.PathLike, model: str) -> tuple[Path, Path, Path]:
     """Write bias.json, bias.md and bias.png into `directory`; returns their paths."""
-    from gpt2.io import atomic_write_text
+    from gpt2.files import atomic_write_text
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

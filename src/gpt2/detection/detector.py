@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gpt2.errors import DataError, GPT2Error
-from gpt2.io import atomic_write_text
+from gpt2.files import atomic_write_text
 
 META_FILE = "detector.json"
 Valid = tuple[Sequence[str], Sequence[str]]  # (real texts, fake texts)

@@ -1,5 +1,5 @@
 """Every public data file the project reads, where it comes from, and `fetch(name)`, which brings it into
-the cache once (gpt2.download: resumable, checksummed where the file is fixed, a one-line error offline).
+the cache once (gpt2.data.download: resumable, checksummed where the file is fixed, a one-line error offline).
 
 Files land under the data directory ($GPT2_DATA_DIR, else ~/.cache/gpt2) at the layout `gpt2 eval` reads
 (`lambada/lambada_test.jsonl`, `ptb/ptb.test.txt`, ...), so a fetched file and one put there by hand are the
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpt2.download import cache_path, download, first_on_hub, hub_download
+from gpt2.data.download import cache_path, download, first_on_hub, hub_download
 from gpt2.errors import DataError
-from gpt2.io import atomic_write, atomic_write_text, file_sha256
+from gpt2.files import atomic_write, atomic_write_text, file_sha256
 
 OUTPUT_DATASET = "https://openaipublic.azureedge.net/gpt-2/output-dataset/v1/{name}.{split}.jsonl"
 OUTPUT_DATASET_NAMES = ("webtext", *(f"{m}{s}" for m in ("small-117M", "medium-345M", "large-762M", "xl-1542M")

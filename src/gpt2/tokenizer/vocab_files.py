@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gpt2.errors import TokenizerError
-from gpt2.io import atomic_write_text
+from gpt2.files import atomic_write_text
 
 ENDOFTEXT = "<|endoftext|>"
 # GPT-2's pre-tokenizer regex as tiktoken writes it; it splits text exactly like the original

@@ -1,6 +1,6 @@
 """The output dataset: unconditional samples in gpt-2-output-dataset's jsonl schema, and its human side.
 
-    from gpt2.outputs import OutputSpec, generate_outputs
+    from gpt2.output_dataset import OutputSpec, generate_outputs
     spec = OutputSpec(name="small-117M", sampling=parse_sampling("topk:40"), splits=parse_splits("8:1:1"),
                       max_new_tokens=256, seed=0)
     generate_outputs(model, tokenizer, spec, "data/outputs")   # small-117M-k40.{train,valid,test}.jsonl
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2.errors import DataError
-from gpt2.io import atomic_write, atomic_write_text
+from gpt2.files import atomic_write, atomic_write_text
 
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1

@@ -38,7 +38,7 @@ def stdlib_documents(max_bytes: int | None = None) -> Iterator[str]:
 
 def write_jsonl(documents: Iterator[str], path: Path) -> tuple[int, int]:
     """Write documents as `{"text": ...}` lines; returns (documents, bytes)."""
-    from gpt2.io import atomic_write
+    from gpt2.files import atomic_write
 
     count = size = 0
 
