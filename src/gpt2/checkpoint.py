@@ -19,6 +19,7 @@ from torch import nn
 from gpt2.config import GPTConfig
 from gpt2.errors import CheckpointError, ConfigError, GPT2Error
 from gpt2.files import atomic_write
+from gpt2.tokenizer import Tokenizer
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -225,7 +226,6 @@ def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
 def load_tokenizer(name_or_path: str | os.PathLike):
     """The tokenizer saved beside a checkpoint; GPT-2's own when the directory has none and the vocabulary
     size is GPT-2's."""
-    from gpt2.tokenizer import Tokenizer
 
     directory = resolve(name_or_path)
     if any((directory / f).is_file() for f in ("tokenizer.json", "vocab.json", "encoder.json")):

@@ -20,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from gpt2.data import TokenDataset, is_validation, prepare, read_documents
 from gpt2.data.stdlib_corpus import stdlib_documents, write_jsonl
+from gpt2.detection import make_detector
+from gpt2.detection.data import Texts
+from gpt2.detection.report import evaluate, write_report
+from gpt2.errors import DataError
 from gpt2.files import atomic_write_text
+from gpt2.inference import load_for_inference
+from gpt2.sampling import generate, generate_text
+from gpt2.tokenizer import Tokenizer
+from gpt2.training import TrainConfig, Trainer
 
 DEMO_VAL_FRACTION = 0.05
 PROMPTS = [
@@ -56,7 +65,6 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig, progress: bool = True, log=print) -> dict[str, Any]:
     """Run every step; return the summary that is also written to `<out>/summary.json`."""
-    from gpt2.data import TokenDataset
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +127,6 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 
 def train_tokenizer(corpus: Path, vocab_size: int, out: Path) -> int:
     """A byte-level BPE vocabulary of the corpus, saved in `out`; returns its size."""
-    from gpt2.tokenizer import Tokenizer
 
     texts = (json.loads(line)["text"] for line in corpus.open(encoding="utf-8"))
     tokenizer = Tokenizer.train(texts, vocab_size, show_progress=False)
@@ -128,7 +135,6 @@ def train_tokenizer(corpus: Path, vocab_size: int, out: Path) -> int:
 
 
 def prepare_shards(cfg: DemoConfig, corpus: Path, out: Path, progress: bool) -> dict[str, Any]:
-    from gpt2.data import prepare
 
     return prepare([corpus], out / "tokenizer", out / "data", val_fraction=DEMO_VAL_FRACTION, seed=cfg.seed,
                    overwrite=True, progress=progress)
@@ -136,7 +142,6 @@ def prepare_shards(cfg: DemoConfig, corpus: Path, out: Path, progress: bool) -> 
 
 def train_model(cfg: DemoConfig, out: Path, progress: bool) -> dict[str, Any]:
     """Train the demo model from scratch in `out/run` for the time budget, in the dtype `auto` picks."""
-    from gpt2.training import TrainConfig, Trainer
 
     run_dir = out / "run"
     train_config = TrainConfig(
@@ -155,8 +160,6 @@ def train_model(cfg: DemoConfig, out: Path, progress: bool) -> dict[str, Any]:
 def sample_prompts(cfg: DemoConfig, checkpoint: Path, path: Path):
     """(model, tokenizer, samples): the checkpoint loaded as inference commands load it, top-k 40 samples
     of PROMPTS written to `path`."""
-    from gpt2.inference import load_for_inference
-    from gpt2.sampling import generate_text
 
     model, tokenizer = load_for_inference(checkpoint)  # the fastest correct dtype and layout here
     samples = generate_text(model, tokenizer, PROMPTS, max_new_tokens=cfg.max_new_tokens, top_k=40,
@@ -190,7 +193,6 @@ def heldout_pairs(corpus: Path, tokenizer, cfg: DemoConfig) -> list[tuple[list[i
     the same documents `prepare` put in the val split (its hash of the document index). Windows are taken
     round-robin over the documents (each one's first window, then each one's second, ...), so that long
     files do not crowd out the others."""
-    from gpt2.data import is_validation, read_documents
 
     size = cfg.detection_prompt_tokens + cfg.detection_tokens
     per_document: list[list[list[int]]] = []
@@ -212,11 +214,6 @@ def detection_step(cfg: DemoConfig, corpus: Path, checkpoint: Path, model, token
     """Human text = a held-out continuation; machine text = the model's top-k 40 continuation of the same
     prompt, equally long. Half the pairs train (TF-IDF, GLTR) or calibrate (zero-shot) the detectors, a
     sixth choose TF-IDF's C, the rest are the test set of the report (results.json/.md, roc.png)."""
-    from gpt2.detection import make_detector
-    from gpt2.detection.data import Texts
-    from gpt2.detection.report import evaluate, write_report
-    from gpt2.errors import DataError
-    from gpt2.sampling import generate
 
     pairs = heldout_pairs(corpus, tokenizer, cfg)
     if len(pairs) < 12:

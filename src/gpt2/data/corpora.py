@@ -17,16 +17,19 @@ resumption, and the loader reads shards of any length.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gpt2.data.download import first_on_hub, hub_commit, hub_download, hub_list
 from gpt2.data.shards import (
     DEFAULT_SHARD_TOKENS,
     DEFAULT_VAL_FRACTION,
@@ -41,8 +44,10 @@ from gpt2.data.shards import (
     encode_chunks,
     manifest_for,
 )
+from gpt2.data.sources import CORPORA
 from gpt2.errors import DataError
 from gpt2.files import atomic_write_text
+from gpt2.tokenizer import Tokenizer
 
 
 def prepare_corpus(
@@ -62,9 +67,6 @@ def prepare_corpus(
     """Stream corpus `name` (gpt2.data.sources.CORPORA) into train/val token shards under `out`, stopping after
     `max_tokens` tokens if given; returns the manifest. Resumes an interrupted run with the same settings.
     `prefetch=False` fetches each file only when its turn comes (for measuring what prefetching gains)."""
-    from gpt2.data.download import hub_download
-    from gpt2.data.sources import CORPORA
-    from gpt2.tokenizer import Tokenizer
 
     if name not in CORPORA:
         raise DataError(f"unknown corpus {name!r}; choose one of {', '.join(CORPORA)}")
@@ -78,19 +80,33 @@ def prepare_corpus(
                 "tokenizer_sha256": _tokenizer_digest(tok), "seed": seed, "val_fraction": val_fraction,
                 "shard_tokens": shard_tokens, "max_tokens": max_tokens}
     state = _resume_or_start(out, settings, overwrite)
-    if state["source"] is None:  # a fresh run: which files, at which commit, fixed now for every resume
+    _pin_source(out, corpus, state)
+    if not (out / TOKENIZER_DIR).is_dir():
+        tok.save_pretrained(out / TOKENIZER_DIR)
+    sink = ShardSink(out, tok, shard_tokens, seed, val_fraction, state["sink"])
+    _drop_unrecorded_shards(out, sink)
+    _stream(out, name, tok, sink, state, max_tokens=max_tokens, workers=workers, progress=progress,
+            prefetch=prefetch)
+    return _finish(out, tok, sink, state, corpus)
+
+
+def _pin_source(out: Path, corpus, state: dict[str, Any]) -> None:
+    """Fix which files, at which commit, on a fresh run, so that every resume reads the same version."""
+    if state["source"] is None:
         state["source"] = _locate(corpus)
         atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
     source = state["source"]
     if source["partial"]:
         warnings.warn(f"{corpus.repo} has no parquet files of its own; the Hub's conversion at "
-                      f"{source['revision']} holds only part of it ({len(source['files'])} files)", stacklevel=2)
-    if not (out / TOKENIZER_DIR).is_dir():
-        tok.save_pretrained(out / TOKENIZER_DIR)
-    sink = ShardSink(out, tok, shard_tokens, seed, val_fraction, state["sink"])
-    _drop_unrecorded_shards(out, sink)
-    done = {f["path"] for f in state["files"]}
+                      f"{source['revision']} holds only part of it ({len(source['files'])} files)", stacklevel=3)
 
+
+def _stream(out: Path, name: str, tok: Tokenizer, sink: ShardSink, state: dict[str, Any], *,
+            max_tokens: int | None, workers: int | None, progress: bool, prefetch: bool) -> None:
+    """Fetch, tokenize and drop the files not done yet, one at a time (the next fetched meanwhile), recording
+    each finished file in progress.json; stops early once `max_tokens` are written."""
+    corpus, source = CORPORA[name], state["source"]
+    done = {f["path"] for f in state["files"]}
     todo = [f for f in source["files"] if f[0] not in done]
     fetch = _Prefetcher(lambda path, shown: hub_download(corpus.repo, path, out / DOWNLOAD_DIR,
                                                          revision=source["commit"], progress=progress and shown))
@@ -107,12 +123,10 @@ def prepare_corpus(
             state["sink"] = sink.state()
             atomic_write_text(out / PROGRESS, json.dumps(state, indent=1) + "\n")
             local.unlink()  # the raw file is in the shards now
-    return _finish(out, tok, sink, state, corpus)
 
 
 def _locate(corpus) -> dict[str, Any]:
     """The corpus's parquet files at the first of its locations that has any, and the commit to read them at."""
-    from gpt2.data.download import first_on_hub, hub_commit, hub_list
 
     revision, files = first_on_hub([lambda r=revision, f=folder: (r, hub_list(corpus.repo, f, revision=r))
                                     for revision, folder in corpus.locations])
@@ -124,9 +138,6 @@ def _locate(corpus) -> dict[str, Any]:
 
 def _tokenizer_digest(tok) -> str:
     """sha256 of the tokenizer's saved files: a resumed run must write the same ids as the run it continues."""
-    import hashlib
-    import tempfile
-
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory() as tmp:
         for path in sorted(Path(tok.save_pretrained(tmp)).rglob("*")):

@@ -11,6 +11,8 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
+from gpt2.files import atomic_write
+
 # Directories left out: tests (huge, repetitive), third-party packages, and the IDLE/turtle demos.
 _SKIP_PARTS = {"site-packages", "dist-packages", "test", "tests", "idlelib", "turtledemo", "__pycache__"}
 
@@ -38,7 +40,6 @@ def stdlib_documents(max_bytes: int | None = None) -> Iterator[str]:
 
 def write_jsonl(documents: Iterator[str], path: Path) -> tuple[int, int]:
     """Write documents as `{"text": ...}` lines; returns (documents, bytes)."""
-    from gpt2.files import atomic_write
 
     count = size = 0
 

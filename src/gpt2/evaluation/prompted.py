@@ -37,6 +37,7 @@ from typing import Any
 from gpt2.errors import DataError, GPT2Error
 from gpt2.evaluation.result import TaskResult, read_text
 from gpt2.files import check_record, file_sha256, parse_record
+from gpt2.sampling import generate
 
 PROMPTED_TASKS = ("summarize", "translate", "qa", "coqa")
 
@@ -139,7 +140,6 @@ def _generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int
     """Continue each prompt (token ids), cut to fit the context, `batch_size` prompts at a time."""
     from tqdm.auto import tqdm
 
-    from gpt2.sampling import generate
 
     keep = int(model.config.n_positions) - max_new_tokens
     if keep < 1:

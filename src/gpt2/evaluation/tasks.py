@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpt2.data import sources
+from gpt2.data.download import CACHE_ENV, cache_path
 from gpt2.errors import DataError
 from gpt2.evaluation.cbt import evaluate_cbt
 from gpt2.evaluation.hellaswag import evaluate_hellaswag
@@ -27,8 +29,6 @@ from gpt2.evaluation.perplexity import LM_TASKS, evaluate_lm
 from gpt2.evaluation.prompted import evaluate_coqa, evaluate_qa, evaluate_summarize, evaluate_translate
 from gpt2.evaluation.result import TaskResult
 from gpt2.evaluation.winograd import evaluate_wsc
-
-DATA_DIR_ENV = "GPT2_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ TASKS: dict[str, Task] = {
 def resolve_data_path(task: str, data_path: str | os.PathLike | None = None, *, fetch: bool = True) -> Path:
     """`data_path` if given, else the task's standard file in the data directory ($GPT2_DATA_DIR, else
     ~/.cache/gpt2), downloaded there first when it is missing and `fetch` (gpt2.data.sources)."""
-    from gpt2.data import sources as datasets
-    from gpt2.data.download import cache_path
 
     spec = TASKS[task]
     if data_path is not None:
@@ -106,11 +104,11 @@ def resolve_data_path(task: str, data_path: str | os.PathLike | None = None, *, 
     path = cache_path(spec.default_path)
     if path.exists():
         return path
-    source = datasets.source_for(spec.default_path)
+    source = sources.source_for(spec.default_path)
     if source is None or not fetch:
-        raise DataError(f"{path}: not found; put the task's standard file there ({DATA_DIR_ENV} sets the "
+        raise DataError(f"{path}: not found; put the task's standard file there ({CACHE_ENV} sets the "
                         "directory) or pass --data-path")
-    return datasets.fetch(source.name)
+    return sources.fetch(source.name)
 
 
 def run_task(
