@@ -46,6 +46,20 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     return _download(name)
 
 
+def check_name(name_or_path: str | os.PathLike) -> None:
+    """Fail now, in one line, on a name that cannot be a checkpoint (a missing or incomplete directory, or
+    neither a path nor a hub id), without loading or downloading anything: commands call it before their
+    expensive work (fetching benchmark data, writing output directories)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{path}: no {CONFIG_FILE}; expected an HF-layout checkpoint directory")
+    elif path.is_file():
+        raise CheckpointError(f"{path} is a file; expected a checkpoint directory holding {CONFIG_FILE}")
+    elif not _looks_like_hub_id(str(name_or_path)):
+        raise CheckpointError(f"checkpoint directory {name_or_path} does not exist")
+
+
 def _looks_like_hub_id(name: str) -> bool:
     if name in HUB_NAMES:
         return True

@@ -1,8 +1,15 @@
-"""The options of every command that runs a model for inference: --model, --dtype, --device, --no-pack."""
+"""The options of every command that runs a model for inference: --model, --dtype, --device, --no-pack.
+
+Imported by the commands at parse time, so it imports only the light core (checkpoint, hardware, inference:
+no training, evaluation or detection) to keep `gpt2 --help` fast."""
 
 from __future__ import annotations
 
 import argparse
+
+from gpt2.checkpoint import check_name
+from gpt2.hardware import DTYPE_CHOICES
+from gpt2.inference import load_for_inference
 
 
 def add_options(p: argparse.ArgumentParser, *, model: str | None = "gpt2", int8: bool = False) -> None:
@@ -15,8 +22,6 @@ def add_options(p: argparse.ArgumentParser, *, model: str | None = "gpt2", int8:
 
 def add_compute_options(p: argparse.ArgumentParser, *, int8: bool = False) -> None:
     """--dtype, --device and --no-pack alone (for commands whose --model means something else)."""
-    from gpt2.hardware import DTYPE_CHOICES
-
     choices = [*DTYPE_CHOICES, *(["int8"] if int8 else [])]
     p.add_argument("--dtype", choices=choices, default="auto",
                    help="weights' precision (default: auto = bf16 where the device multiplies it natively: "
@@ -29,8 +34,11 @@ def add_compute_options(p: argparse.ArgumentParser, *, int8: bool = False) -> No
                    "vocabulary projection, see gpt2.packing)")
 
 
+def check(args: argparse.Namespace) -> None:
+    """--model names a checkpoint (checked without loading it), so a command fails before its slow work."""
+    check_name(args.model)
+
+
 def load(args: argparse.Namespace):
     """(model, tokenizer) as the options say (gpt2.inference.load_for_inference)."""
-    from gpt2.inference import load_for_inference
-
     return load_for_inference(args.model, device=args.device, dtype=args.dtype, pack=not args.no_pack)

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shots < 0:
         raise DataError(f"--shots must be 0 or more, got {args.shots}")
 
+    _options.check(args)  # a wrong --model fails before any benchmark file is fetched
     paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
     model, tokenizer = _options.load(args)
     if args.stride is not None and args.stride > model.config.n_positions:
