@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from gpt2 import quantize
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.quantize import Int8Embedding, Int8Linear, quantize_int8, quantize_weight
@@ -37,26 +38,40 @@ def test_quantize_weight_round_trips_within_half_a_step():
 
 @pytest.mark.parametrize("rows", [1, 3, 8, 20])  # 2 x rows: the int8 kernel (<= 16 rows), the bf16 GEMM path
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_int8_linear_equals_the_dequantized_matmul(rows, dtype):
+@pytest.mark.parametrize("emulated", [False, True])  # where bf16 is emulated, wide inputs run in float32
+def test_int8_linear_equals_the_dequantized_matmul(rows, dtype, emulated, monkeypatch):
+    monkeypatch.setattr(quantize, "wide_inputs_in_fp32", lambda: emulated)
     torch.manual_seed(rows)
     linear = nn.Linear(96, 200, bias=False)
     q = Int8Linear.from_linear(linear)
     x = torch.randn(2, rows, 96).to(dtype)
     y = q(x)
     assert y.shape == (2, rows, 200) and y.dtype == dtype
-    # Reference: float32 matmul of the same bfloat16 inputs with the dequantized weight. The kernel
-    # accumulates in float32 and rounds to bfloat16 (measured: <= 2^-8 relative), the wide-input path
-    # rounds twice (after the GEMM and after scaling: 2^-7). Besides, float32 accumulation-order noise is
-    # relative to the sum of the products' magnitudes (large where they cancel).
-    xb = x.to(torch.bfloat16).float()
-    reference = xb @ q.dequantize().t()
-    magnitude = xb.abs() @ q.dequantize().abs().t()
-    error = (y.float() - reference).abs()
-    rtol = 2**-8 if 2 * rows <= 16 else 2**-7
-    assert torch.all(error <= rtol * reference.abs() + 1e-5 * magnitude)
-    assert error.max() > 0  # bfloat16 rounding is there: the check is not vacuous
+    dense = q.dequantize()
+    if emulated and 2 * rows > quantize._KERNEL_MAX_ROWS_EMULATED:
+        # float32 GEMM of the float32 inputs with the dequantized weight (oneDNN or MKL: ~1e-6 relative),
+        # rounded once to the input dtype
+        assert q._fp32 is not None
+        torch.testing.assert_close(y, (x.float() @ dense.t()).to(dtype), rtol=1e-5 if dtype == torch.float32
+                                   else 2**-8, atol=1e-5)
+    else:
+        # Reference: float32 matmul of the same bfloat16 inputs with the dequantized weight. The kernel
+        # accumulates in float32 and rounds to bfloat16 (measured: <= 2^-8 relative), the wide-input path
+        # rounds twice (after the GEMM and after scaling: 2^-7). Besides, float32 accumulation-order noise is
+        # relative to the sum of the products' magnitudes (large where they cancel).
+        assert q._fp32 is None
+        xb = x.to(torch.bfloat16).float()
+        reference = xb @ dense.t()
+        magnitude = xb.abs() @ dense.abs().t()
+        error = (y.float() - reference).abs()
+        rtol = 2**-8 if 2 * rows <= 16 else 2**-7
+        assert torch.all(error <= rtol * reference.abs() + 1e-5 * magnitude)
+        assert error.max() > 0  # bfloat16 rounding is there: the check is not vacuous
     with torch.no_grad():  # and the weight is close to the float32 layer's
         assert (y.float() - linear(x.float())).norm() / linear(x.float()).norm() < 0.01
+    copied = copy.deepcopy(q)  # a copy drops the float32 copy and remakes it on demand
+    assert copied._fp32 is None
+    torch.testing.assert_close(copied(x), y, rtol=0, atol=0)
 
 
 def test_int8_linear_adds_the_bias_in_the_input_dtype():

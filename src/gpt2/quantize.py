@@ -7,22 +7,41 @@ each Linear weight (and the tied token embedding / lm_head) as int8 with one sca
 uses; it takes bfloat16 activations, so the matmul inputs are cast to bfloat16 and its outputs back to the
 model's dtype. LayerNorm, attention, the KV cache and biases stay in the model's dtype.
 
+Where bfloat16 is emulated (AVX2-only CPUs: no AVX512-BF16, no AMX) the kernel still wins for a few rows
+(a batch-1 decoding step reads a quarter of the bytes), but a bfloat16 GEMM for wide inputs (prefill, a
+sampling batch) is an order of magnitude slower than float32's. There, wide inputs go to a float32 copy of
+the dequantized weight (`q * scale`, exact in float32), prepacked for oneDNN where it can, made on the first
+wide input: `--dtype int8` is then as fast as float32 at any batch and faster at batch 1, and a model that
+has run a wide input holds that copy beside its int8 weights (docs/benchmarks.md, int8 on AVX2).
+
 For inference only: the int8 weights are buffers, not parameters, and there are no gradients.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gpt2.hardware import cpu, packed_dtypes
 from gpt2.model import GPT
 
 # Rows (tokens x batch) above which a matmul dequantizes the weight and runs a bfloat16 GEMM instead of the
 # int8 kernel: the kernel is a fast matrix-vector product but slower than oneDNN's GEMM for wide inputs
 # (prompt prefill, large batches): where the crossover lay on the machines measured (docs/benchmarks.md).
 _KERNEL_MAX_ROWS = 16
+# Where bfloat16 is emulated the kernel beats oneDNN's packed float32 GEMM up to 2-4 rows (up to 6 for the
+# 50257 x 768 vocabulary projection): measured on an AVX2 EPYC (docs/benchmarks.md, int8 on AVX2).
+_KERNEL_MAX_ROWS_EMULATED = 3
 _COMPUTE_DTYPE = torch.bfloat16  # what the int8 kernel multiplies in (it is slow for float32 and float16)
+
+
+@functools.cache
+def wide_inputs_in_fp32() -> bool:
+    """True where bfloat16 GEMMs are emulated, so wide inputs run a float32 GEMM of the dequantized weight."""
+    return not cpu().native_bf16
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +65,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight", weight)
         self.register_buffer("scales", scales)
         self.register_buffer("bias", bias)
+        self._fp32: torch.Tensor | None = None  # the dequantized weight for wide inputs (emulated bf16 only)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8Linear:
@@ -58,14 +78,33 @@ class Int8Linear(nn.Module):
         return self.weight.float() * self.scales.float().unsqueeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, self.in_features).to(_COMPUTE_DTYPE)
-        scales = self.scales.to(_COMPUTE_DTYPE)  # a no-op unless the module was cast after quantizing
-        if x2.size(0) <= _KERNEL_MAX_ROWS:
-            y = torch.ops.aten._weight_int8pack_mm(x2, self.weight, scales)
+        rows = x.numel() // self.in_features
+        if wide_inputs_in_fp32() and rows > _KERNEL_MAX_ROWS_EMULATED:
+            y = self._fp32_product(x.reshape(-1, self.in_features).float())
         else:
-            y = F.linear(x2, self.weight.to(_COMPUTE_DTYPE)) * scales  # int8 values are exact in bfloat16
+            x2 = x.reshape(-1, self.in_features).to(_COMPUTE_DTYPE)
+            scales = self.scales.to(_COMPUTE_DTYPE)  # a no-op unless the module was cast after quantizing
+            if rows <= _KERNEL_MAX_ROWS:
+                y = torch.ops.aten._weight_int8pack_mm(x2, self.weight, scales)
+            else:
+                y = F.linear(x2, self.weight.to(_COMPUTE_DTYPE)) * scales  # int8 values are exact in bfloat16
         y = y.to(x.dtype).view(*x.shape[:-1], self.out_features)
         return y + self.bias.to(x.dtype) if self.bias is not None else y
+
+    def __getstate__(self):  # copies (copy.deepcopy, pickling) drop the float32 copy: a blocked tensor has no storage
+        state = super().__getstate__().copy()
+        state["_fp32"] = None
+        return state
+
+    def _fp32_product(self, x2: torch.Tensor) -> torch.Tensor:
+        """x2 @ dequantized weight^T in float32, through a copy made once (oneDNN-packed where it can be)."""
+        if self._fp32 is None or self._fp32.device != self.weight.device:
+            dense = self.dequantize()
+            packable = dense.device.type == "cpu" and torch.float32 in packed_dtypes()
+            self._fp32 = torch.ops.mkldnn._reorder_linear_weight(dense, 32) if packable else dense
+        if self._fp32.layout == torch._mkldnn:
+            return torch.ops.mkldnn._linear_pointwise(x2, self._fp32, None, "none", [], "")
+        return F.linear(x2, self._fp32)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
