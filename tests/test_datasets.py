@@ -120,7 +120,10 @@ def test_offline_eval_is_one_line_naming_the_url_and_the_place(tmp_path, monkeyp
     port = free_port()  # nothing listens there: offline
     monkeypatch.setenv("GPT2_DOWNLOAD_MIRROR", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path))
-    assert main(["eval", "--task", "wsc", "-m", str(tmp_path / "no-model")]) == 2
+    model = tmp_path / "model"  # a checkpoint that passes the up-front check: the data is what fails
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8, "n_head": 1}))
+    assert main(["eval", "--task", "wsc", "-m", str(model)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "WinogradSchemas/WSCollection.xml" in err
     assert f"put it at {tmp_path / 'wsc' / 'WSCollection.xml'}" in err

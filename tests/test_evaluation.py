@@ -277,7 +277,8 @@ def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_toke
     assert len(rows) >= 4
     path = tmp_path / "lambada.jsonl"
     path.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows))
-    result = lambada.evaluate_lambada(model, tok, path, batch_size=4)
+    result = lambada.evaluate_lambada(model, tok, path, batch_size=4, protocol="both")
+    assert result.details["protocols"] == ["paper", "lm-eval"]
 
     full = last = word_lp = last_lp = harness = harness_lp = 0.0
     for row in rows:
@@ -303,6 +304,14 @@ def test_lambada_accuracy_equals_hand_check(tmp_path, model, hf_model, gpt2_toke
     assert result.metrics["accuracy_lm_eval"] == harness / n
     assert result.metrics["perplexity_lm_eval"] == pytest.approx(math.exp(-harness_lp / n), rel=1e-4)
     assert result.metrics["perplexity_lm_eval"] != pytest.approx(result.metrics["perplexity_full_word"], rel=1e-6)
+    # one protocol computes its own metrics only, the same values as `both` gives
+    paper = lambada.evaluate_lambada(model, tok, path, batch_size=4)
+    harness_only = lambada.evaluate_lambada(model, tok, path, batch_size=4, protocol="lm-eval")
+    assert paper.metrics == {k: v for k, v in result.metrics.items() if not k.endswith("_lm_eval")}
+    assert harness_only.metrics == {k: v for k, v in result.metrics.items() if k.endswith("_lm_eval")}
+    assert paper.details["protocols"] == ["paper"] and harness_only.details["primary_metric"] == "accuracy_lm_eval"
+    with pytest.raises(DataError, match="lambada has no protocol 'llm-c'; choose one of paper, lm-eval or both"):
+        lambada.evaluate_lambada(model, tok, path, protocol="llm-c")
 
 
 def test_lambada_reads_the_real_file():
@@ -634,7 +643,7 @@ def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model
     rows = [{**r, "ctx": r["ctx_a"] + " " + r["ctx_b"]} for r in HELLASWAG_ROWS]
     path = tmp_path / "hellaswag_val.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = hellaswag.evaluate_hellaswag(model, tok, path, batch_size=3)
+    result = hellaswag.evaluate_hellaswag(model, tok, path, batch_size=3, protocol="both")
     right = dict.fromkeys(["acc_lm_eval", "acc_norm_lm_eval", "acc_llm_c", "acc_norm_llm_c"], 0)
     for r in rows:
         context = hellaswag.clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
@@ -652,6 +661,9 @@ def test_hellaswag_both_definitions_equal_a_hand_check(tmp_path, model, hf_model
             right[name] += max(range(len(values)), key=values.__getitem__) == r["label"]
     assert result.metrics == {name: n / len(rows) for name, n in right.items()}
     assert result.n_examples == 4 and result.details["primary_metric"] == "acc_norm_lm_eval"
+    default = hellaswag.evaluate_hellaswag(model, tok, path, batch_size=2)
+    assert default.metrics == {k: v for k, v in result.metrics.items() if k.endswith("_lm_eval")}
+    assert default.details["protocols"] == ["lm-eval"]
     with pytest.raises(DataError, match="line 1: expected at least two string endings"):
         bad = tmp_path / "bad.jsonl"
         bad.write_text(json.dumps({**rows[0], "label": 7}) + "\n")
@@ -670,7 +682,7 @@ def test_cli_eval_paper_runs_every_table_3_task_with_a_standard_file(tmp_path, t
         target.write_bytes((FIXTURES / name).read_bytes())
     monkeypatch.setenv("GPT2_DATA_DIR", str(tmp_path / "data"))
     assert main(["eval", "-m", str(tiny_dir), "--task", "paper", "--limit", "2", "--stride", "16",
-                 "--no-progress", "--out", str(tmp_path / "out")]) == 0
+                 "--no-progress", "--protocol", "both", "--out", str(tmp_path / "out")]) == 0
     document = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(document["tasks"]) == set(fixtures) and document["paper_size"] is None
     md = (tmp_path / "out" / "results.md").read_text()
@@ -688,3 +700,37 @@ def test_a_missing_metric_package_is_named_before_any_decoding(monkeypatch, gpt2
     monkeypatch.setitem(sys.modules, "rouge_score.rouge_scorer", None)
     with pytest.raises(GPT2Error, match=r"summarize task needs the rouge-score package"):
         prompted.evaluate_summarize(None, gpt2_tokenizer, FIXTURES / "summarize_sample.jsonl")
+
+
+# ---- shared-context multiple choice ----
+
+def test_score_choices_equal_separate_pairs_including_the_fallback(model):
+    """Each example's context read once for all its endings (one packed row, 3-d mask) gives what scoring
+    the pairs one by one gives (score_continuations, itself checked against transformers above), to float
+    accumulation order; an example too long to pack (N_CTX = 64) goes pair by pair, cut from the left."""
+    from gpt2.evaluation.choices import score_choices
+
+    g = torch.Generator().manual_seed(3)
+    ids = lambda n: torch.randint(0, 50257, (n,), generator=g).tolist()  # noqa: E731
+    examples = [(ids(9), [ids(3), ids(1), ids(5), ids(2)]), (ids(1), [ids(4), ids(4)]),
+                (ids(20), [ids(2)]), (ids(40), [ids(20), ids(20)]),  # packed row 78 > 64: pair by pair
+                (ids(60), [ids(10)])]  # context + ending 70 > 64: pair by pair, cut from the left
+    got = score_choices(model, examples, batch_size=2)
+    for (context, endings), scores in zip(examples, got, strict=True):
+        want = scoring.score_continuations(model, [(context, e) for e in endings])
+        assert len(scores) == len(endings)
+        for a, b in zip(scores, want, strict=True):
+            assert a.greedy == b.greedy
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    with pytest.raises(ValueError, match="example 0: empty"):
+        score_choices(model, [([1], [[]])])
+
+
+def test_cli_eval_protocol_is_checked_before_any_work(tmp_path, capsys):
+    missing_model = str(tmp_path / "no-model")  # the protocol check comes first, then the model's
+    assert main(["eval", "-m", missing_model, "--task", "lambada", "--protocol", "llm-c"]) == 2
+    assert "lambada has no protocol 'llm-c'; choose one of paper, lm-eval or both" in capsys.readouterr().err
+    assert main(["eval", "-m", missing_model, "--task", "wikitext2", "--protocol", "lm-eval"]) == 2
+    assert "--protocol applies to tasks that report several definitions (lambada, hellaswag)" in capsys.readouterr().err
+    assert main(["eval", "-m", missing_model, "--task", "lambada", "--protocol", "lm-eval"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -280,7 +280,9 @@ class GPT(PreTrainedModel):
         With `kv_cache`, `idx` holds only the new tokens; their keys/values are appended to the cache.
         `attention_mask` (B, past + T; 1 = real token, 0 = padding) lets rows of different lengths share a
         batch (left padding); positions then count real tokens only, so a padded row computes what it
-        would alone.
+        would alone. A 3-d `attention_mask` (B, T, past + T; True = query may attend to key) with explicit
+        `position_ids` packs several sequences that share a prefix into one row (a context and each of its
+        candidate endings, every ending attending to the context and to itself only).
         """
         x = self.hidden_states(idx, kv_cache=kv_cache, attention_mask=attention_mask, position_ids=position_ids)
         if targets is not None:
@@ -313,6 +315,8 @@ class GPT(PreTrainedModel):
         if kv_cache is not None and total > kv_cache.max_length:
             raise ValueError(f"sequence length {total} exceeds the KV cache's {kv_cache.max_length} positions")
 
+        if attention_mask is not None and attention_mask.dim() == 3 and position_ids is None:
+            raise ValueError("a 3-d attention_mask (B, T, past + T) needs explicit position_ids")
         if position_ids is None:
             if attention_mask is not None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:total]
@@ -333,6 +337,11 @@ class GPT(PreTrainedModel):
         B: int, T: int, past: int, attention_mask: torch.Tensor | None, device: torch.device
     ) -> tuple[torch.Tensor | None, bool]:
         """The SDPA mask for T new queries over past + T keys; None where `is_causal` or no mask suffices."""
+        if attention_mask is not None and attention_mask.dim() == 3:  # given whole: (B, T, past + T)
+            if attention_mask.shape != (B, T, past + T):
+                raise ValueError(f"a 3-d attention_mask must be (B, T, past + T) = {(B, T, past + T)}, got "
+                                 f"{tuple(attention_mask.shape)}")
+            return attention_mask.bool().unsqueeze(1), False
         if attention_mask is None:
             if past == 0:
                 return None, T > 1  # plain causal: SDPA's fused path

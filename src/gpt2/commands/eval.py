@@ -57,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="score WikiText/PTB/CBT text as tokenized instead of de-tokenized")
     p.add_argument("--out", "-o", default=None, metavar="DIR",
                    help="write results.json and results.md here (merged with earlier runs of the same model)")
+    p.add_argument("--protocol", choices=["paper", "lm-eval", "llm-c", "both"], default=None,
+                   help="for tasks that report several definitions: lambada (paper: <|endoftext|>-conditioned, "
+                   "the default; lm-eval: lambada_openai's) and hellaswag (lm-eval, the default; llm-c: llm.c's). "
+                   "both computes every one, at one scoring pass each; results.json lists those computed")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _options.add_options(p)
     p.set_defaults(func=run)
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from gpt2.errors import DataError
     from gpt2.evaluation import TASKS, markdown_table, resolve_data_path, run_task, write_results
     from gpt2.evaluation.report import TABLE3, paper_size
+    from gpt2.evaluation.tasks import check_protocols
     from gpt2.hardware import dtype_name
 
     paper = [task for task in TABLE3 if TASKS[task].default_path is not None]
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shots < 0:
         raise DataError(f"--shots must be 0 or more, got {args.shots}")
 
+    check_protocols(tasks, args.protocol)
     _options.check(args)  # a wrong --model fails before any benchmark file is fetched
     paths = {task: resolve_data_path(task, args.data_path) for task in tasks}  # fail before loading a model
     model, tokenizer = _options.load(args)
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_task(
             task, model, tokenizer, paths[task], limit=args.limit, batch_size=args.batch_size,
             stride=args.stride, detokenize=not args.no_detokenize, progress=not args.no_progress,
-            shots=args.shots, seed=args.seed,
+            shots=args.shots, seed=args.seed, protocol=args.protocol,
         )
         results.append(result)
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())

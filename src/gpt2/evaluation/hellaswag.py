@@ -2,7 +2,8 @@
 `hellaswag_val.jsonl` (10,042 rows of {"ctx", "ctx_a", "ctx_b", "activity_label", "endings", "label"}).
 
 Not in the GPT-2 paper, but the number every GPT-2 reproduction reports (nanoGPT, llm.c), and two
-definitions are in use, so both are reported, each as its authors compute it:
+definitions are in use, each computed as its authors compute it, chosen with `protocol=` (`gpt2 eval
+--protocol`): `lm-eval` (the default), `llm-c`, or `both`:
 
 `lm_eval`  lm-evaluation-harness 0.4's `hellaswag`: the context is "activity_label: ctx_a Ctx_b" and every
            text goes through its clean-up of WikiHow's artifacts ("[title]" -> ". ", other [brackets]
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.evaluation.choices import score_choices
+from gpt2.evaluation.result import TaskResult, check_protocol, read_text
 from gpt2.files import file_sha256, parse_record
-from gpt2.scoring import score_continuations
+from gpt2.scoring import ContinuationScore
 
 DESCRIPTION = 'hellaswag_val.jsonl: jsonl rows with "ctx", "ctx_a", "ctx_b", "activity_label", "endings", "label"'
 FIELDS = {"ctx": (str,), "ctx_a": (str,), "ctx_b": (str,), "activity_label": (str,), "endings": (list,),
@@ -90,45 +92,53 @@ def harness_requests(tokenizer, ex: Example) -> tuple[list[tuple[list[int], list
     return [harness_pair(tokenizer, context, " " + e) for e in endings], [len(e) for e in endings]
 
 
+PROTOCOLS = ("lm-eval", "llm-c")  # the first is the default
+
+
 def evaluate_hellaswag(model, tokenizer, path: str | os.PathLike, *, limit: int | None = None,
-                       batch_size: int = 8, progress: bool = False) -> TaskResult:
-    """acc and acc_norm under both definitions (see the module doc); `limit` takes the first N examples."""
+                       batch_size: int = 8, progress: bool = False, protocol: str = "lm-eval") -> TaskResult:
+    """acc and acc_norm under `protocol` (see the module doc): `lm-eval` (the default), `llm-c` or `both`;
+    `limit` takes the first N examples. Each example's context is read once for its four endings
+    (`gpt2.evaluation.choices`); `details["protocols"]` says which definitions were computed."""
+    protocols = check_protocol(protocol, PROTOCOLS, "hellaswag")
     start = time.perf_counter()
     examples = read_hellaswag(path, limit)
-    harness, chars, plain = [], [], []
-    for ex in examples:
-        pairs, lengths = harness_requests(tokenizer, ex)
-        harness += pairs
-        chars += lengths
-        context = tokenizer.encode(ex.ctx)
-        plain += [(context, tokenizer.encode(" " + e)) for e in ex.endings]
-    h = score_continuations(model, harness, batch_size=batch_size, progress=progress, desc="hellaswag (lm-eval)")
-    p = score_continuations(model, plain, batch_size=batch_size, progress=progress, desc="hellaswag (llm.c)")
-    right = {"acc_lm_eval": 0, "acc_norm_lm_eval": 0, "acc_llm_c": 0, "acc_norm_llm_c": 0}
-    at, gold = 0, []
-    for ex in examples:
-        k = len(ex.endings)
-        choices = {
-            "acc_lm_eval": [s.logprob for s in h[at : at + k]],
-            "acc_norm_lm_eval": [s.logprob / max(n, 1) for s, n in zip(h[at : at + k], chars[at : at + k],
-                                                                       strict=True)],
-            "acc_llm_c": [s.logprob for s in p[at : at + k]],
-            "acc_norm_llm_c": [s.logprob / len(s.logprobs) for s in p[at : at + k]],
-        }
-        for name, values in choices.items():
-            right[name] += max(range(k), key=values.__getitem__) == ex.label
-        gold.append(at + ex.label)
-        at += k
-    n = len(examples)
+    labels = [ex.label for ex in examples]
+    metrics: dict[str, float] = {}
+    gold_scores = None
+    if "lm-eval" in protocols:
+        requests = [harness_requests(tokenizer, ex) for ex in examples]
+        scored = score_choices(model, [(pairs[0][0], [c for _, c in pairs]) for pairs, _ in requests],
+                               batch_size=batch_size, progress=progress, desc="hellaswag (lm-eval)")
+        chars = [lengths for _, lengths in requests]
+        metrics["acc_lm_eval"] = _accuracy(scored, labels, lambda s, n: s.logprob, chars)
+        metrics["acc_norm_lm_eval"] = _accuracy(scored, labels, lambda s, n: s.logprob / max(n, 1), chars)
+        gold_scores = [ex_scores[label] for ex_scores, label in zip(scored, labels, strict=True)]
+    if "llm-c" in protocols:
+        plain = [(tokenizer.encode(ex.ctx), [tokenizer.encode(" " + e) for e in ex.endings]) for ex in examples]
+        scored = score_choices(model, plain, batch_size=batch_size, progress=progress, desc="hellaswag (llm.c)")
+        tokens = [[len(e) for e in ends] for _, ends in plain]
+        metrics["acc_llm_c"] = _accuracy(scored, labels, lambda s, n: s.logprob, tokens)
+        metrics["acc_norm_llm_c"] = _accuracy(scored, labels, lambda s, n: s.logprob / n, tokens)
+        gold_scores = gold_scores or [ex_scores[label] for ex_scores, label in zip(scored, labels, strict=True)]
     return TaskResult(
         task="hellaswag",
-        metrics={name: count / n for name, count in right.items()},
-        n_examples=n,
-        nll=-sum(h[i].logprob for i in gold),
-        tokens=sum(len(h[i].logprobs) for i in gold),
+        metrics=metrics,
+        n_examples=len(examples),
+        nll=-sum(s.logprob for s in gold_scores),
+        tokens=sum(len(s.logprobs) for s in gold_scores),
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
         data_sha256=file_sha256(path),
-        details={"primary_metric": "acc_norm_lm_eval", "limit": limit},
+        details={"primary_metric": "acc_norm_lm_eval" if "lm-eval" in protocols else "acc_norm_llm_c",
+                 "limit": limit, "protocols": list(protocols)},
     )
 
+
+def _accuracy(scored: list[list[ContinuationScore]], labels: list[int], value, sizes: list[list[int]]) -> float:
+    """The share of examples whose highest-`value(score, size)` ending (the first of equals) is the label."""
+    right = 0
+    for scores, label, ns in zip(scored, labels, sizes, strict=True):
+        values = [value(s, n) for s, n in zip(scores, ns, strict=True)]
+        right += max(range(len(values)), key=values.__getitem__) == label
+    return right / len(labels)

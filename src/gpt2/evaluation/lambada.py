@@ -6,7 +6,8 @@ passage's last space-separated word: context = the text before the last space, t
 Context and target are encoded separately; GPT-2's pre-tokenizer starts a new piece at " word", so this
 equals encoding the whole passage in all but odd cases (a last "word" glued to punctuation).
 
-Three accuracies and perplexities are reported:
+Three accuracies and perplexities, under two protocols (`protocol=`, `gpt2 eval --protocol`): `paper`
+(the default: `full_word` and `last_token`) and `lm-eval`; `both` computes the two, at twice the cost:
 
 `full_word`  (the passage read as GPT-2 reads a document: conditioned on <|endoftext|>)
     correct  iff every BPE token of the target word is the argmax at its position, each position given
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpt2.errors import DataError
-from gpt2.evaluation.result import TaskResult, read_text
+from gpt2.evaluation.result import TaskResult, check_protocol, read_text
 from gpt2.files import file_sha256, parse_record
 from gpt2.scoring import score_continuations, total_nll
 
@@ -94,6 +95,9 @@ def read_lambada(path: str | os.PathLike, limit: int | None = None) -> list[Lamb
     return examples
 
 
+PROTOCOLS = ("paper", "lm-eval")  # the first is the default
+
+
 def evaluate_lambada(
     model,
     tokenizer,
@@ -102,33 +106,46 @@ def evaluate_lambada(
     limit: int | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    protocol: str = "paper",
 ) -> TaskResult:
-    """Accuracy and final-word perplexity: `full_word`, `last_token` and `lm_eval` (see the module doc)."""
+    """Accuracy and final-word perplexity (see the module doc) under `protocol`: `paper` (`full_word` and
+    `last_token`, conditioned on <|endoftext|>), `lm-eval` (lambada_openai's) or `both`. The two condition
+    differently, so no forward pass serves both: `both` costs two passes. `details["protocols"]` says which
+    were computed."""
+    protocols = check_protocol(protocol, PROTOCOLS, "lambada")
     start = time.perf_counter()
     examples = read_lambada(path, limit)
     eot = tokenizer.eot_token_id
     pairs = [(tokenizer.encode(ex.context), tokenizer.encode(" " + ex.target)) for ex in examples]
-    scores = score_continuations(model, [([eot, *c], t) for c, t in pairs], batch_size=batch_size,
-                                 progress=progress, desc="lambada")
-    harness = score_continuations(model, pairs, batch_size=batch_size, progress=progress, desc="lambada (lm-eval)")
-    n, nll = len(scores), total_nll(scores)
-    last_logprob = sum(s.logprobs[-1] for s in scores)
-    metrics = {
-        "accuracy_full_word": sum(s.all_greedy for s in scores) / n,
-        "perplexity_full_word": math.exp(nll.nll / n),
-        "accuracy_last_token": sum(s.greedy[-1] for s in scores) / n,
-        "perplexity_last_token": math.exp(-last_logprob / n),
-        "accuracy_lm_eval": sum(s.all_greedy for s in harness) / n,
-        "perplexity_lm_eval": math.exp(total_nll(harness).nll / n),
-    }
+    n, metrics, primary = len(pairs), {}, None
+    if "paper" in protocols:
+        scores = score_continuations(model, [([eot, *c], t) for c, t in pairs], batch_size=batch_size,
+                                     progress=progress, desc="lambada")
+        primary = total_nll(scores)
+        metrics |= {
+            "accuracy_full_word": sum(s.all_greedy for s in scores) / n,
+            "perplexity_full_word": math.exp(primary.nll / n),
+            "accuracy_last_token": sum(s.greedy[-1] for s in scores) / n,
+            "perplexity_last_token": math.exp(-sum(s.logprobs[-1] for s in scores) / n),
+        }
+    if "lm-eval" in protocols:
+        harness = score_continuations(model, pairs, batch_size=batch_size, progress=progress,
+                                      desc="lambada (lm-eval)")
+        harness_nll = total_nll(harness)
+        primary = primary or harness_nll
+        metrics |= {
+            "accuracy_lm_eval": sum(s.all_greedy for s in harness) / n,
+            "perplexity_lm_eval": math.exp(harness_nll.nll / n),
+        }
     return TaskResult(
         task="lambada",
         metrics=metrics,
         n_examples=n,
-        nll=nll.nll,
-        tokens=nll.tokens,
+        nll=primary.nll,
+        tokens=primary.tokens,
         runtime_s=time.perf_counter() - start,
         data_file=str(path),
         data_sha256=file_sha256(path),
-        details={"primary_metric": "accuracy_full_word", "limit": limit},
+        details={"primary_metric": "accuracy_full_word" if "paper" in protocols else "accuracy_lm_eval",
+                 "limit": limit, "protocols": list(protocols)},
     )

@@ -60,3 +60,12 @@ def decode_utf8(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -
 
 def read_text(path: str | os.PathLike, what: str) -> str:
     return decode_utf8(read_bytes(path, what), path)
+
+
+def check_protocol(protocol: str, offered: tuple[str, ...], task: str) -> tuple[str, ...]:
+    """The protocols to compute for `protocol` (one of `offered`, or "both"), or one line saying what is offered."""
+    if protocol == "both":
+        return offered
+    if protocol not in offered:
+        raise DataError(f"{task} has no protocol {protocol!r}; choose one of {', '.join(offered)} or both")
+    return (protocol,)

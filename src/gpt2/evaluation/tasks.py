@@ -22,12 +22,13 @@ from typing import Any
 from gpt2.data import sources
 from gpt2.data.download import CACHE_ENV, cache_path
 from gpt2.errors import DataError
+from gpt2.evaluation import hellaswag, lambada
 from gpt2.evaluation.cbt import evaluate_cbt
 from gpt2.evaluation.hellaswag import evaluate_hellaswag
 from gpt2.evaluation.lambada import evaluate_lambada
 from gpt2.evaluation.perplexity import LM_TASKS, evaluate_lm
 from gpt2.evaluation.prompted import evaluate_coqa, evaluate_qa, evaluate_summarize, evaluate_translate
-from gpt2.evaluation.result import TaskResult
+from gpt2.evaluation.result import TaskResult, check_protocol
 from gpt2.evaluation.winograd import evaluate_wsc
 
 
@@ -42,6 +43,7 @@ class RunOptions:
     progress: bool = False
     shots: int = 5
     seed: int = 0
+    protocol: str | None = None  # for tasks that report several definitions (Task.protocols); None = default
 
     @property
     def common(self) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Task:
     default_path: str | None
     description: str
     run: Callable[[Any, Any, Path, RunOptions], TaskResult]  # (model, tokenizer, data file, options)
+    protocols: tuple[str, ...] = ()  # the definitions it can compute, the default first (none: just one)
 
 
 def _lm_task(name: str) -> Task:
@@ -70,14 +73,17 @@ def _cbt_task(name: str, path: str, description: str) -> Task:
 TASKS: dict[str, Task] = {
     **{name: _lm_task(name) for name in LM_TASKS},
     "lambada": Task("lambada", "lambada/lambada_test.jsonl", "LAMBADA last-word accuracy and perplexity",
-                    lambda m, t, p, o: evaluate_lambada(m, t, p, **o.common)),
+                    lambda m, t, p, o: evaluate_lambada(m, t, p, protocol=o.protocol or "paper", **o.common),
+                    lambada.PROTOCOLS),
     "cbt-cn": _cbt_task("cbt-cn", "cbt/cbtest_CN_test_2500ex.txt", "Children's Book Test, common nouns"),
     "cbt-ne": _cbt_task("cbt-ne", "cbt/cbtest_NE_test_2500ex.txt", "Children's Book Test, named entities"),
     "wsc": Task("wsc", "wsc/WSCollection.xml", "Winograd Schema Challenge, WSC273",
                 lambda m, t, p, o: evaluate_wsc(m, t, p, **o.common)),
     "hellaswag": Task("hellaswag", "hellaswag/hellaswag_val.jsonl",
                       "HellaSwag validation: acc, acc_norm as lm-eval and llm.c define them",
-                      lambda m, t, p, o: evaluate_hellaswag(m, t, p, **o.common)),
+                      lambda m, t, p, o: evaluate_hellaswag(m, t, p, protocol=o.protocol or "lm-eval",
+                                                            **o.common),
+                      hellaswag.PROTOCOLS),
     "summarize": Task("summarize", "cnndm/test.jsonl", 'jsonl {"article", "summary"}: TL;DR: prompt, ROUGE',
                       lambda m, t, p, o: evaluate_summarize(m, t, p, seed=o.seed, **o.common)),
     "translate": Task("translate", "wmt14/fr-en.test.jsonl",
@@ -111,6 +117,20 @@ def resolve_data_path(task: str, data_path: str | os.PathLike | None = None, *, 
     return sources.fetch(source.name)
 
 
+def check_protocols(tasks: list[str], protocol: str | None) -> None:
+    """`protocol` (None = each task's default) is one every task offering several definitions has, and at
+    least one of `tasks` offers any; else one line naming what is offered. Called before any work."""
+    if protocol is None:
+        return
+    offering = [t for t in tasks if t in TASKS and TASKS[t].protocols]
+    if not offering:
+        having = [name for name, spec in TASKS.items() if spec.protocols]
+        raise DataError(f"--protocol applies to tasks that report several definitions ({', '.join(having)}); "
+                        f"{', '.join(tasks)} report one")
+    for task in offering:
+        check_protocol(protocol, TASKS[task].protocols, task)
+
+
 def run_task(
     task: str,
     model,
@@ -124,14 +144,18 @@ def run_task(
     progress: bool = False,
     shots: int = 5,
     seed: int = 0,
+    protocol: str | None = None,
 ) -> TaskResult:
     """Evaluate `model` on one task; see each task module for what exactly is scored. `shots` (examples in
-    the prompt of translate and qa) and `seed` (summarize's sampling) matter to prompted tasks only."""
+    the prompt of translate and qa) and `seed` (summarize's sampling) matter to prompted tasks only;
+    `protocol` to the tasks that report several definitions (lambada, hellaswag; see `check_protocols`)."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit}")
+    if TASKS[task].protocols:  # a task with one definition ignores it (`--task paper --protocol both`)
+        check_protocols([task], protocol)
     path = resolve_data_path(task, data_path)
     options = RunOptions(limit=limit, batch_size=batch_size, stride=stride, detokenize=detokenize,
-                         progress=progress, shots=shots, seed=seed)
+                         progress=progress, shots=shots, seed=seed, protocol=protocol)
     return TASKS[task].run(model, tokenizer, path, options)
