@@ -27,9 +27,10 @@ from gpt2.data import TokenDataset, prepare
 from gpt2.errors import ConfigError
 from gpt2.model import GPT
 from gpt2.tokenizer import Tokenizer
-from gpt2.training import TrainConfig, Trainer, TrainingError, checkpointing, train
+from gpt2.training import TrainConfig, Trainer, TrainingError, checkpointing, schedule, train
 from gpt2.training.metrics import flops_per_token
-from gpt2.training.optim import lr_at, make_optimizer
+from gpt2.training.optim import make_optimizer, param_groups
+from gpt2.training.schedule import cosine_progress, lr_at
 
 # Small and fast: every run below is the "nano" preset (2 layers, 64 wide) on 64-token windows.
 TINY = dict(model_size="nano", seq_len=64, batch_size=8, dtype="fp32", lr=3e-3, warmup_steps=5,
@@ -295,10 +296,8 @@ def test_run_directory_rules_and_resume_overrides(dataset, tmp_path, capsys):
 
 
 def test_time_budget_fixes_a_decay_length_stops_and_saves(dataset, tmp_path, monkeypatch):
-    import gpt2.training.trainer as trainer_module
-
-    monkeypatch.setattr(trainer_module, "_CALIBRATION_SKIP", 1)  # time steps 2 and 3, not 20
-    monkeypatch.setattr(trainer_module, "_CALIBRATION_STEPS", 2)
+    monkeypatch.setattr(schedule, "_CALIBRATION_SKIP", 1)  # time steps 2 and 3, not 20
+    monkeypatch.setattr(schedule, "_CALIBRATION_STEPS", 2)
     trainer = Trainer(run_config(dataset, tmp_path / "t", time_budget_s=2.0, eval_interval=1000,
                                  warmup_steps=2), progress=False)
     assert trainer.total_steps is None and trainer.decay_steps is None
@@ -320,17 +319,15 @@ def test_time_budget_refits_the_decay_when_steps_slow_down(dataset, tmp_path, mo
     step 3 for 90 steps, the run can do only 65; without re-fitting it would stop at 72% of the cosine
     (lr 18% of the way from min_lr to the peak). Re-fitting at evaluations brings it to min_lr by the end,
     the learning rate falling continuously; a resume restores the re-fitted schedule."""
-    import gpt2.training.trainer as trainer_module
-
-    monkeypatch.setattr(trainer_module, "_CALIBRATION_SKIP", 1)
-    monkeypatch.setattr(trainer_module, "_CALIBRATION_STEPS", 2)
+    monkeypatch.setattr(schedule, "_CALIBRATION_SKIP", 1)
+    monkeypatch.setattr(schedule, "_CALIBRATION_STEPS", 2)
     clock = [0.0]
 
     class FakeTime:
         monotonic = staticmethod(lambda: clock[0])
         perf_counter = staticmethod(time.perf_counter)  # tokens/s stays real
 
-    monkeypatch.setattr(trainer_module, "time", FakeTime)
+    monkeypatch.setattr(schedule, "time", FakeTime)  # the time budget's clock
     original = Trainer._train_step
 
     def slow_step(self):
@@ -348,9 +345,10 @@ def test_time_budget_refits_the_decay_when_steps_slow_down(dataset, tmp_path, mo
     assert max(a - b for a, b in zip(after_warmup, after_warmup[1:], strict=False)) < 0.1 * 2.7e-3
     assert lrs[-1] < 3e-4 + 0.02 * 2.7e-3, lrs[-5:]
     state = checkpointing.load_state(tmp_path / "t" / "checkpoint")
-    assert state["decay_steps"] == trainer.decay_steps and state["schedule_anchor"] is not None
+    assert state["decay_steps"] == trainer.schedule.decay_steps and state["schedule_anchor"] is not None
     resumed = Trainer.resume(tmp_path / "t", progress=False)
-    assert (resumed.decay_steps, resumed.schedule_anchor) == (trainer.decay_steps, trainer.schedule_anchor)
+    assert (resumed.schedule.decay_steps, resumed.schedule.anchor) == (trainer.schedule.decay_steps,
+                                                                       trainer.schedule.anchor)
 
 
 def test_a_failed_save_leaves_the_previous_checkpoint(dataset, tmp_path, monkeypatch):
@@ -419,8 +417,6 @@ def test_anchored_lr_schedule_continues_the_cosine():
     kw = dict(lr=1.0, min_lr=0.1, warmup_steps=10)
     assert all(lr_at(s, **kw, decay_steps=110, anchor=(10, 0.0)) == lr_at(s, **kw, decay_steps=110)
                for s in range(0, 130))
-    from gpt2.training.optim import cosine_progress
-
     p = cosine_progress(40, 10, 110)
     assert p == pytest.approx(0.3)
     assert lr_at(40, **kw, decay_steps=70, anchor=(40, p)) == pytest.approx(lr_at(40, **kw, decay_steps=110))
@@ -438,6 +434,12 @@ def test_weight_decay_groups_follow_nanogpt():
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_parameters()
     assert any(p is model.transformer.wte.weight for p in decay["params"])  # tied with lm_head: once
     assert len(decay["params"]) == 2 + 4 * 2  # wte, wpe; c_attn, c_proj, c_fc, c_proj per block
+    head = torch.nn.Linear(64, 1)  # the detection classifier's groups: backbone and head together
+    decay, no_decay = param_groups(torch.nn.ModuleList([model, head]), 0.01)
+    assert decay["weight_decay"] == 0.01 and any(p is head.weight for p in decay["params"])
+    assert any(p is head.bias for p in no_decay["params"]) and len(decay["params"]) == 2 + 4 * 2 + 1
+    hidden = [model.transformer.h[0].attn.c_attn.weight]
+    assert all(p is not hidden[0] for p in param_groups(model, 0.1, exclude=hidden)[0]["params"])
 
 
 def test_flops_per_token_matches_nanogpt_for_124m():

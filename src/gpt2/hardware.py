@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from gpt2.errors import ConfigError
+
 # The names every command's --dtype accepts, and the torch dtype each stands for ("auto" is resolved first).
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_CHOICES = ("auto", *DTYPES)
@@ -158,8 +160,6 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     try:
         return torch.device(name)
     except RuntimeError:
-        from gpt2.errors import ConfigError
-
         raise ConfigError(f"--device {name!r} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
 
 
@@ -186,8 +186,6 @@ def resolve_dtype(name: str | torch.dtype | None, device: torch.device | str) ->
     elif isinstance(getattr(torch, str(name), None), torch.dtype) and getattr(torch, name) in _NAMES:
         dtype = getattr(torch, name)  # "float32", "bfloat16": the spelling saved detectors use
     else:
-        from gpt2.errors import ConfigError
-
         raise ConfigError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}; got {name!r}")
     reason = emulation_cost(dtype, device)
     if reason:
@@ -238,6 +236,41 @@ def packed_dtypes() -> frozenset[torch.dtype]:
         except (RuntimeError, NotImplementedError, AttributeError):
             pass
     return frozenset(works)
+
+
+# ---- peak throughput, for MFU ----
+
+# Dense peak throughput (FLOP/s) of tensor-core matmuls in bf16 / TF32, from the vendors' datasheets
+# (without sparsity). The first entry whose key the device name contains wins, so specific names go first.
+_GPU_PEAKS = [
+    ("H200", 989e12, 494e12), ("H100 PCIe", 756e12, 378e12), ("H100", 989e12, 494e12),
+    ("A100", 312e12, 156e12), ("L40S", 362e12, 183e12), ("L4", 121e12, 60e12),
+    ("A10", 125e12, 62e12), ("RTX 4090", 165e12, 83e12), ("RTX 3090", 71e12, 36e12),
+]
+# CPU FLOPs per cycle per core: AMX does 1024 bf16 FLOPs/cycle (Intel's figure); AVX-512 with two FMA
+# units does 2 x 16 lanes x 2 = 64 fp32 FLOPs, AVX2 half that.
+# AVX512-BF16's dot product (vdpbf16ps) does two bf16 products per fp32 lane: twice AVX-512's FLOPs.
+_CPU_FLOPS_PER_CYCLE = {"amx_bf16": 1024, "avx512_bf16": 128, "avx512f": 64, "avx2": 32}
+
+
+def peak_flops(device: torch.device, bf16: bool) -> tuple[float | None, str]:
+    """(peak FLOP/s of one device or, for CPU, of this process's threads; how it was obtained)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, bf16_peak, tf32_peak in _GPU_PEAKS:
+            if key in name:
+                return (bf16_peak if bf16 else tf32_peak), f"{name} datasheet"
+        return None, f"{name}: no datasheet peak known; pass --peak-tflops"
+    if device.type == "cpu":
+        c = cpu()
+        kind = ("amx_bf16" if bf16 and c.kind == "amx" else
+                "avx512_bf16" if bf16 and c.kind == "avx512-bf16" else
+                "avx512f" if "avx512f" in c.flags else "avx2")
+        threads = torch.get_num_threads()
+        per_cycle = _CPU_FLOPS_PER_CYCLE[kind]
+        how = f"CPU estimate: {threads} threads x {c.mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
+        return threads * c.mhz * 1e6 * per_cycle, how
+    return None, f"{device.type}: no peak known; pass --peak-tflops"
 
 
 # ---- what to print ----

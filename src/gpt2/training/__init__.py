@@ -29,6 +29,7 @@ interfaces, set NCCL_SOCKET_IFNAME (and GLOO_SOCKET_IFNAME) to the one the nodes
 """
 
 from gpt2.training.config import TrainConfig
-from gpt2.training.trainer import Trainer, TrainingError, train
+from gpt2.training.setup import TrainingError
+from gpt2.training.trainer import Trainer, train
 
 __all__ = ["TrainConfig", "Trainer", "TrainingError", "train"]

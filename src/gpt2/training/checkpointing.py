@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gpt2.checkpoint import save_pretrained
 from gpt2.files import atomic_write, current_umask, fsync_dir
 
 LINK = "checkpoint"
@@ -40,8 +41,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, tokenizer: Any,
                     state: dict[str, Any], metadata: dict[str, Any]) -> Path:
     """Write checkpoint `step` and make it the run's `checkpoint`; older ones are then deleted."""
-    from gpt2.checkpoint import save_pretrained
-
     parent = run_dir / DIRECTORY
     parent.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"

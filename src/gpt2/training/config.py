@@ -11,10 +11,11 @@ from typing import Any
 
 from gpt2.errors import ConfigError
 from gpt2.files import atomic_write_text
+from gpt2.hardware import DTYPE_CHOICES
+from gpt2.training.optim import OPTIMIZERS
 
 CONFIG_FILE = "train_config.json"
-DTYPES = ("auto", "bf16", "fp32")
-OPTIMIZERS = ("adamw", "muon")
+DTYPES = tuple(name for name in DTYPE_CHOICES if name != "fp16")  # fp16 would need loss scaling, not done here
 MODEL_OVERRIDES = ("n_layer", "n_head", "n_embd", "n_positions")
 # What `--resume` may change: when and how long to run, where and how to compute. Anything else (model,
 # data, batch, optimizer) would make the resumed run a different run, so it must match the saved config.

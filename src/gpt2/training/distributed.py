@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from gpt2.hardware import resolve_device
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -69,8 +71,6 @@ def setup(device: str | None) -> Distributed:
     """Join the process group that `torchrun` describes in RANK / WORLD_SIZE / LOCAL_RANK (and
     MASTER_ADDR / MASTER_PORT), if any, and pick this process's device: CUDA device LOCAL_RANK when CUDA
     is used, else `device` (default `auto`: see gpt2.hardware.resolve_device)."""
-    from gpt2.hardware import resolve_device
-
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     chosen = resolve_device(device)
     if world_size <= 1:

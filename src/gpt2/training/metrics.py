@@ -12,21 +12,10 @@ import torch
 from gpt2.config import GPTConfig
 from gpt2.errors import GPT2Error
 from gpt2.files import atomic_write, atomic_write_text
+from gpt2.hardware import peak_flops
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
-
-# Dense peak throughput (FLOP/s) of tensor-core matmuls in bf16 / TF32, from the vendors' datasheets
-# (without sparsity). The first entry whose key the device name contains wins, so specific names go first.
-_GPU_PEAKS = [
-    ("H200", 989e12, 494e12), ("H100 PCIe", 756e12, 378e12), ("H100", 989e12, 494e12),
-    ("A100", 312e12, 156e12), ("L40S", 362e12, 183e12), ("L4", 121e12, 60e12),
-    ("A10", 125e12, 62e12), ("RTX 4090", 165e12, 83e12), ("RTX 3090", 71e12, 36e12),
-]
-# CPU FLOPs per cycle per core: AMX does 1024 bf16 FLOPs/cycle (Intel's figure); AVX-512 with two FMA
-# units does 2 x 16 lanes x 2 = 64 fp32 FLOPs, AVX2 half that.
-# AVX512-BF16's dot product (vdpbf16ps) does two bf16 products per fp32 lane: twice AVX-512's FLOPs.
-_CPU_FLOPS_PER_CYCLE = {"amx_bf16": 1024, "avx512_bf16": 128, "avx512f": 64, "avx2": 32}
 
 
 def flops_per_token(config: GPTConfig, n_params: int, seq_len: int) -> float:
@@ -38,26 +27,12 @@ def flops_per_token(config: GPTConfig, n_params: int, seq_len: int) -> float:
     return 6 * n + 12 * config.n_layer * config.n_embd * seq_len
 
 
-def peak_flops(device: torch.device, bf16: bool) -> tuple[float | None, str]:
-    """(peak FLOP/s of one device or, for CPU, of this process's threads; how it was obtained)."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, bf16_peak, tf32_peak in _GPU_PEAKS:
-            if key in name:
-                return (bf16_peak if bf16 else tf32_peak), f"{name} datasheet"
-        return None, f"{name}: no datasheet peak known; pass --peak-tflops"
-    if device.type == "cpu":
-        from gpt2.hardware import cpu
-
-        c = cpu()
-        kind = ("amx_bf16" if bf16 and c.kind == "amx" else
-                "avx512_bf16" if bf16 and c.kind == "avx512-bf16" else
-                "avx512f" if "avx512f" in c.flags else "avx2")
-        threads = torch.get_num_threads()
-        per_cycle = _CPU_FLOPS_PER_CYCLE[kind]
-        how = f"CPU estimate: {threads} threads x {c.mhz:.0f} MHz x {per_cycle} FLOPs/cycle ({kind})"
-        return threads * c.mhz * 1e6 * per_cycle, how
-    return None, f"{device.type}: no peak known; pass --peak-tflops"
+def mfu_peak(peak_tflops: float | None, device: torch.device, bf16: bool) -> tuple[float | None, str]:
+    """(the peak FLOP/s that MFU divides by, where it comes from): --peak-tflops when given, else the
+    device's datasheet or CPU estimate (gpt2.hardware.peak_flops)."""
+    if peak_tflops:
+        return peak_tflops * 1e12, "--peak-tflops"
+    return peak_flops(device, bf16)
 
 
 class MetricsLog:

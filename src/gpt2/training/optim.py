@@ -1,13 +1,15 @@
-"""The optimizers (AdamW with nanoGPT's weight-decay groups; Muon for the hidden matrices) and the
-learning-rate schedule (linear warmup, cosine decay)."""
+"""The optimizers: AdamW with nanoGPT's weight-decay groups, and Muon for the hidden matrices. (The learning
+rate of each step is schedule.py's.)"""
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Collection
 
 import torch
 
+from gpt2 import hardware
 from gpt2.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "muon")
@@ -18,22 +20,14 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
     """`adamw`: AdamW on everything. `muon`: Muon (Jordan et al. 2024: momentum orthogonalised by
     Newton-Schulz iterations) on the transformer blocks' 2-D weights, AdamW on the rest (embeddings, the
     tied vocabulary projection, biases, LayerNorm gains), as Muon's authors prescribe. Muon runs with
-    Moonshot's learning-rate scaling (`match_rms_adamw`), so both share one learning rate and schedule.
-
-    AdamW decays matrices and embeddings (dim >= 2) but not biases and LayerNorm gains, which only shift or
-    scale activations; shrinking them toward zero is no useful prior (nanoGPT, GPT-3)."""
-    params = [p for p in model.parameters() if p.requires_grad]  # a tied weight appears once
+    Moonshot's learning-rate scaling (`match_rms_adamw`), so both share one learning rate and schedule."""
     hidden: list[torch.nn.Parameter] = []
     if optimizer == "muon":
         blocks = {id(p) for name, p in model.named_parameters() if ".h." in f".{name}"}
-        hidden = [p for p in params if p.dim() == 2 and id(p) in blocks]
+        hidden = [p for p in model.parameters() if p.requires_grad and p.dim() == 2 and id(p) in blocks]
     elif optimizer != "adamw":
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
-    rest = [p for p in params if all(p is not q for q in hidden)]
-    groups = [
-        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    groups = param_groups(model, weight_decay, exclude=hidden)
     # The fused kernel does the whole update in one pass; PyTorch has it for CUDA and (since 2.4) CPU.
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in ("cuda", "cpu")
     adamw = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **({"fused": True} if fused else {}))
@@ -43,6 +37,17 @@ def make_optimizer(model: torch.nn.Module, *, lr: float, weight_decay: float, be
         raise ConfigError(f"--optimizer muon needs torch.optim.Muon (torch >= 2.9); this is torch {torch.__version__}")
     muon = Muon(hidden, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
     return Optimizers(muon, adamw)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float,
+                 exclude: Collection[torch.nn.Parameter] = ()) -> list[dict]:
+    """AdamW's two groups over `model`'s trainable parameters (less `exclude`): matrices and embeddings
+    (dim >= 2) decay, biases and LayerNorm gains do not, since they only shift or scale activations and
+    shrinking them toward zero is no useful prior (nanoGPT, GPT-3)."""
+    skip = {id(p) for p in exclude}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in skip]  # a tied weight once
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
 _TorchMuon = getattr(torch.optim, "Muon", object)  # torch >= 2.9; `object` keeps this module importable before
@@ -56,10 +61,8 @@ class Muon(_TorchMuon):
 
     @torch.no_grad()
     def step(self, closure=None):
-        from gpt2.hardware import cpu
-
         params = [p for g in self.param_groups for p in g["params"]]
-        if not params or params[0].device.type != "cpu" or cpu().bf16_without_emulation:
+        if not params or params[0].device.type != "cpu" or hardware.cpu().bf16_without_emulation:
             return super().step(closure)
         loss = None
         if closure is not None:
@@ -128,31 +131,3 @@ class Optimizers:
         for o, s in zip(self.optimizers, state["optimizers"], strict=True):
             o.load_state_dict(s)
 
-
-def lr_at(step: int, *, lr: float, min_lr: float, warmup_steps: int, decay_steps: int | None,
-          anchor: tuple[int, float] | None = None) -> float:
-    """The learning rate for optimizer step `step` (0-based): linear warmup to `lr`, then cosine decay to
-    `min_lr` at `decay_steps`, then flat. Without `decay_steps` (a run bounded only by time) it stays at
-    `lr` after warmup.
-
-    `anchor` = (step a, progress p) says the cosine had reached progress p (0 = top, 1 = bottom) at step a
-    and covers the rest evenly up to `decay_steps`: a run whose time budget is re-fitted mid-run moves
-    `decay_steps` and anchors at the current step, so the learning rate stays continuous. The default,
-    (warmup_steps, 0), is the plain schedule."""
-    if step < warmup_steps:
-        return lr * (step + 1) / (warmup_steps + 1)
-    if decay_steps is None:
-        return lr
-    if step >= decay_steps:
-        return min_lr
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * cosine_progress(step, warmup_steps, decay_steps,
-                                                                     anchor))) * (lr - min_lr)
-
-
-def cosine_progress(step: int, warmup_steps: int, decay_steps: int,
-                    anchor: tuple[int, float] | None = None) -> float:
-    """How far down the cosine step `step` is, from 0 (peak) to 1 (min_lr at `decay_steps`)."""
-    start, done = anchor if anchor is not None else (warmup_steps, 0.0)
-    if step >= decay_steps:
-        return 1.0
-    return min(1.0, max(0.0, done + (1.0 - done) * (step - start) / max(1, decay_steps - start)))

@@ -1,10 +1,11 @@
-"""The training loop: a `Trainer` holds the model, optimizer, data and run directory of one run."""
+"""The training loop: a `Trainer` holds the model, optimizer, data and run directory of one run.
+
+Its parts are built in setup.py, its learning rates and time budget are schedule.py's, and what it records
+is metrics.py's; what is left here is nanoGPT's loop: step, evaluate, log, checkpoint."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import random
 import sys
 import time
 from contextlib import nullcontext
@@ -13,42 +14,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from gpt2.config import GPTConfig
 from gpt2.data import BatchLoader, TokenDataset, eval_batches
-from gpt2.errors import GPT2Error
-from gpt2.hardware import resolve_dtype
-from gpt2.model import GPT
-from gpt2.training import checkpointing, distributed, memory
-from gpt2.training.config import MODEL_OVERRIDES, TrainConfig
-from gpt2.training.metrics import (
-    PLOT_FILE,
-    MetricsLog,
-    flops_per_token,
-    peak_flops,
-    plot_losses,
-)
-from gpt2.training.optim import cosine_progress, lr_at, make_optimizer
+from gpt2.training import checkpointing, distributed, memory, setup
+from gpt2.training.config import TrainConfig
+from gpt2.training.metrics import PLOT_FILE, MetricsLog, flops_per_token, mfu_peak, plot_losses
+from gpt2.training.optim import make_optimizer
+from gpt2.training.schedule import Schedule
+from gpt2.training.setup import TrainingError
 
-# A run bounded only by time has no step count to decay the learning rate over, so it times some steps
-# and fixes one (saved with checkpoints, so resuming stays exact). The first steps are slow (allocation,
-# compilation) and are not timed; evaluations and checkpoints also take time, hence the margin.
-_CALIBRATION_SKIP, _CALIBRATION_STEPS, _CALIBRATION_MARGIN = 3, 20, 0.9
-# That first estimate misses changes of load and the cost of evaluations: on a shared 2-core machine a
-# 5-minute run calibrated at 204 steps ran 302, a third of them at min_lr. So the invocation that
-# calibrated re-fits the decay at evaluations, from the step rate between evaluations (one evaluation and
-# checkpoint included, so their cost is counted), over windows of at least _CALIBRATION_STEPS steps. The
-# cosine continues from where it is (optim.lr_at's anchor), so the learning rate stays continuous.
-_REPLAN_MARGIN = 0.97
 # Drawing loss.png costs about 0.3 s; at frequent evaluations it is redrawn at most this often (and always
 # at the end of `train`).
 _PLOT_EVERY_S = 30.0
-# Encoded by both tokenizers when fine-tuning: if they disagree here, the data was made with another one.
-_TOKENIZER_PROBE = "Hello, world! The quick brown fox: 1234 caf\u00e9 \u65e5\u672c \U0001f600\n\n  end."
-
-
-class TrainingError(GPT2Error):
-    """A run cannot start or continue (run directory state, incompatible data, diverged loss)."""
 
 
 class Trainer:
@@ -56,57 +34,45 @@ class Trainer:
     continues from the run's checkpoint exactly where it stopped."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True) -> None:
-        self.config = config
-        self.run_dir = Path(config.out)
-        self.progress = progress
+        self.config, self.run_dir, self.progress = config, Path(config.out), progress
         self.dist = distributed.setup(config.device)
         self.device = self.dist.device
-        checkpoint = checkpointing.latest_checkpoint(self.run_dir)
-        if resume and checkpoint is None:
-            raise TrainingError(f"{self.run_dir}: no checkpoint to resume from")
-        if not resume and checkpoint is not None:
-            raise TrainingError(f"{self.run_dir} already holds a checkpoint; pass --resume to continue that "
-                                "run, or choose another --out")
+        checkpoint = setup.find_checkpoint(self.run_dir, resume)
+        # the data and the model (model_for seeds the initial weights; seed_rngs then the dropout streams)
         self.train_data = TokenDataset(config.data, "train")
-        self.tokenizer = self._tokenizer(checkpoint)
-        self.raw_model = self._model(checkpoint).to(self.device).train()
-        self.seq_len = config.seq_len or self.raw_model.config.n_positions
-        if self.seq_len > self.raw_model.config.n_positions:
-            raise TrainingError(f"seq_len {self.seq_len} exceeds the model's context length "
-                                f"{self.raw_model.config.n_positions} (n_positions)")
-        self.val_data = self._val_data()
-        self._seed_rngs()
-        self.bf16 = self._use_bf16()
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on TF32 tensor cores, as nanoGPT
+        self.tokenizer = setup.tokenizer_for(config, self.train_data, checkpoint)
+        self.raw_model = setup.model_for(config, self.train_data, self.tokenizer, checkpoint).to(self.device)
+        self.raw_model.train()
+        self.seq_len = setup.seq_len_for(config, self.raw_model)
+        self.val_data = setup.val_data_for(config, self.seq_len)
+        setup.seed_rngs(config.seed, self.dist.rank)
+        self.bf16 = setup.use_bf16(config.dtype, self.device)
+        # the batch and the schedule
         self.grad_accum = config.grad_accum(self.seq_len, self.dist.world_size)
         self.tokens_per_step = config.batch_size * self.seq_len * self.grad_accum * self.dist.world_size
         self.total_steps = config.total_steps(self.tokens_per_step)
-        self.warmup_steps = config.warmup(self.total_steps)
-        self.decay_steps = self.total_steps  # set by calibration for a run bounded only by time
-        self.schedule_anchor: tuple[int, float] | None = None  # see optim.lr_at; moved by re-fits
-        self._replan_mark: tuple[float, int] | None = None  # (time, step) where the rate window started
-        self._replanning = False
+        self.schedule = Schedule(config, self.total_steps, self.dist, self.log)
+        # the model as it runs, its optimizer and the batches
         self.compiled = torch.compile(self.raw_model) if config.compile else self.raw_model
-        self.model = self._wrap_ddp(self.compiled)
+        self.model = setup.wrap_ddp(self.compiled, self.dist)
         self.optimizer = make_optimizer(self.raw_model, lr=config.lr, weight_decay=config.weight_decay,
                                         betas=(config.beta1, config.beta2), eps=config.eps,
                                         device_type=self.device.type, optimizer=config.optimizer)
         self.loader = BatchLoader(self.train_data, config.batch_size, self.seq_len, seed=config.seed,
                                   grad_accum=self.grad_accum, rank=self.dist.rank,
                                   world_size=self.dist.world_size)
-        self.step = 0
-        self.tokens = 0
-        self.last_val_loss: float | None = None
-        self.resumed_from: int | None = None  # the checkpoint's step when resuming
+        # where the run stands: the checkpoint's place when resuming
+        at = {"step": 0, "tokens": 0, "val_loss": None} if checkpoint is None else setup.restore(
+            checkpoint, self.optimizer, self.loader, self.schedule, self.dist, self.log)
+        self.step, self.tokens, self.last_val_loss = at["step"], at["tokens"], at["val_loss"]
+        self.resumed_from: int | None = None if checkpoint is None else self.step
+        # what it records
+        self.metrics = MetricsLog(self.run_dir)
+        self.flops_per_token = flops_per_token(self.raw_model.config, self.raw_model.num_parameters(),
+                                               self.seq_len)
+        self.peak, self.peak_source = mfu_peak(config.peak_tflops, self.device, self.bf16)
         self._started = False
         self._last_plot = -math.inf
-        self.metrics = MetricsLog(self.run_dir)
-        if checkpoint is not None:
-            self._restore(checkpoint)
-        n_params = self.raw_model.num_parameters()
-        self.flops_per_token = flops_per_token(self.raw_model.config, n_params, self.seq_len)
-        self.peak, self.peak_source = self._peak()
         # On CPU, reuse the memory of the last step instead of page-faulting gigabytes back in (memory.py);
         # last, so that a constructor that raises leaves malloc alone.
         self._restore_malloc = memory.retain_freed_memory() if self.device.type == "cpu" else None
@@ -118,93 +84,10 @@ class Trainer:
         config = TrainConfig.load(run_dir).with_resume_overrides({"out": str(run_dir), **overrides})
         return cls(config, resume=True, progress=progress)
 
-    # ---- construction ----
-
-    def _val_data(self) -> TokenDataset | None:
-        val = TokenDataset(self.config.data, "val")
-        return val if len(val) > self.seq_len else None  # at least one window of seq_len + 1 tokens
-
-    def _tokenizer(self, checkpoint: Path | None):
-        from gpt2.checkpoint import load_tokenizer
-        from gpt2.tokenizer import Tokenizer
-
-        data_tok = Tokenizer.from_pretrained(self.train_data.tokenizer_dir)
-        if checkpoint is None and self.config.init_from is None:
-            return data_tok
-        source = checkpoint or self.config.init_from  # fine-tuning keeps the checkpoint's tokenizer
-        tok = load_tokenizer(source)
-        if tok.encode(_TOKENIZER_PROBE) != data_tok.encode(_TOKENIZER_PROBE) or \
-                tok.eot_token_id != data_tok.eot_token_id:
-            raise TrainingError(
-                f"{self.config.data} was tokenized with {self.train_data.manifest['tokenizer']['name']}, "
-                f"which encodes text differently from the tokenizer of {source}; prepare the data again "
-                f"with `gpt2 prepare ... --tokenizer {source}`"
-            )
-        return tok
-
-    def _model(self, checkpoint: Path | None) -> GPT:
-        from gpt2.model import GPT
-
-        c = self.config
-        if checkpoint is not None or c.init_from is not None:
-            model = GPT.from_pretrained(checkpoint or c.init_from, dtype=torch.float32)
-            _set_dropout(model, c.dropout)
-            data_vocab = self.train_data.manifest["tokenizer"]["vocab_size"]
-            if model.config.vocab_size < data_vocab:
-                raise TrainingError(f"{checkpoint or c.init_from}: vocab_size {model.config.vocab_size} is "
-                                    "smaller than "
-                                    f"the data's tokenizer's {data_vocab}")
-            return model
-        overrides = {k: getattr(c, k) for k in MODEL_OVERRIDES if getattr(c, k) is not None}
-        eot = self.tokenizer.eot_token_id
-        config = GPTConfig.from_preset(
-            c.model_size, **overrides, vocab_size=self.tokenizer.vocab_size, bos_token_id=eot,
-            eos_token_id=eot, resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-        )
-        torch.manual_seed(c.seed)  # the same initial weights on every rank and every rerun
-        return GPT(config)
-
-    def _seed_rngs(self) -> None:
-        # Different dropout masks per rank; everything else draws from seeded generators of its own.
-        seed = self.config.seed + self.dist.rank
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-
-    def _use_bf16(self) -> bool:
-        """bf16 autocast where asked, or with `auto` where this device multiplies bf16 natively."""
-        return resolve_dtype(self.config.dtype, self.device) == torch.bfloat16
-
-    def _wrap_ddp(self, model: torch.nn.Module) -> torch.nn.Module:
-        if not self.dist.enabled:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
-
-    def _peak(self) -> tuple[float | None, str]:
-        if self.config.peak_tflops:
-            return self.config.peak_tflops * 1e12, "--peak-tflops"
-        return peak_flops(self.device, self.bf16)
-
-    def _restore(self, checkpoint: Path) -> None:
-        state = checkpointing.load_state(checkpoint)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.loader.load_state_dict(state["loader"])
-        self.step, self.tokens = state["step"], state["tokens"]
-        self.resumed_from = self.step
-        self.last_val_loss = state.get("val_loss")
-        if self.total_steps is None:
-            self.decay_steps = state.get("decay_steps")
-            anchor = state.get("schedule_anchor")
-            self.schedule_anchor = (int(anchor[0]), float(anchor[1])) if anchor is not None else None
-        rng = state["rng"]
-        if len(rng) == self.dist.world_size:
-            checkpointing.restore_rng(rng[self.dist.rank])
-        else:
-            self.log(f"note: checkpoint was written by {len(rng)} processes, now {self.dist.world_size}; "
-                     "random streams (dropout) restart from the seed")
+    @property
+    def decay_steps(self) -> int | None:
+        """The step at which the learning rate reaches min_lr (see Schedule)."""
+        return self.schedule.decay_steps
 
     # ---- the loop ----
 
@@ -213,23 +96,24 @@ class Trainer:
         schedule alone: a later resume continues the same run); returns a summary."""
         if not self._started:
             self._start()
-        start, first_step = time.monotonic(), self.step
+        self.schedule.start(self.step)
         bar = self._bar()
-        done = self._finished(start, stop_at_step)
+        done = self._finished(stop_at_step)
         while not done:
             record = self._train_step()
-            if self.decay_steps is None and self.config.time_budget_s:
-                self._calibrate(self.step - first_step, start, bar)
-            done = self._finished(start, stop_at_step)
-            if done or self.step % self.config.eval_interval == 0:
+            self.schedule.calibrate(self.step)
+            done = self._finished(stop_at_step)
+            evaluating = done or self.step % self.config.eval_interval == 0
+            if evaluating:
                 record.update(self._evaluate_record())
             self._log_step(record)
+            bar.total = self.schedule.decay_steps
             bar.set_postfix_str(self._postfix(record), refresh=False)
             bar.update(1)
             if done or self.step % (self.config.save_interval or self.config.eval_interval) == 0:
                 self.save_checkpoint()
-            if self._replanning and not done and self.step % self.config.eval_interval == 0:
-                self._replan(start, bar)
+            if evaluating and not done:
+                self.schedule.refit(self.step)
         bar.close()
         self._plot()
         return {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
@@ -245,58 +129,16 @@ class Trainer:
             self._log_step({"step": 0, "tokens": 0, **self._evaluate_record()})  # the untrained baseline
         self._started = True
 
-    def _calibrate(self, steps_here: int, start: float, bar) -> None:
-        now = time.monotonic()
-        if steps_here == _CALIBRATION_SKIP:
-            self._calibration_start = now
-        elif steps_here == _CALIBRATION_SKIP + _CALIBRATION_STEPS:
-            per_step = self.dist.max((now - self._calibration_start) / _CALIBRATION_STEPS)  # ranks agree
-            remaining = self.config.time_budget_s - (now - start)
-            # Each rank reads its own clock: agree on one step count, or their learning rates would differ.
-            self.decay_steps = int(self.dist.max(self.step + int(_CALIBRATION_MARGIN * remaining / per_step)))
-            self._replanning = True
-            bar.total = self.decay_steps
-            self.log(f"time budget: about {self.decay_steps} steps at {per_step:.3g} s/step; the learning "
-                     "rate decays over them")
-
-    def _replan(self, start: float, bar) -> None:
-        """At an evaluation step: re-fit the decay to the time left, at the rate since the window began."""
-        now = time.monotonic()
-        if self._replan_mark is None:  # the first window starts at an evaluation, as all later ones do
-            self._replan_mark = (now, self.step)
-            return
-        mark_time, mark_step = self._replan_mark
-        if self.step - mark_step < _CALIBRATION_STEPS:
-            return
-        self._replan_mark = (now, self.step)
-        if self.step >= self.decay_steps:
-            return  # already at min_lr: the cosine does not climb back
-        per_step = self.dist.max((now - mark_time) / (self.step - mark_step))
-        remaining = self.config.time_budget_s - (now - start)
-        end = int(self.dist.max(self.step + max(1, int(_REPLAN_MARGIN * remaining / per_step))))
-        if end == self.decay_steps:
-            return
-        if self.step >= self.warmup_steps:
-            progress = cosine_progress(self.step, self.warmup_steps, self.decay_steps, self.schedule_anchor)
-            self.schedule_anchor = (self.step, progress)
-        if abs(end - self.decay_steps) > 0.05 * self.decay_steps:
-            self.log(f"time budget: re-fitted to about {end} steps (was {self.decay_steps}) at "
-                     f"{per_step:.3g} s/step")
-        self.decay_steps = end
-        bar.total = end
-
-    def _finished(self, start: float, stop_at_step: int | None) -> bool:
+    def _finished(self, stop_at_step: int | None) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:
             return True
         if stop_at_step is not None and self.step >= stop_at_step:
             return True
-        budget = self.config.time_budget_s
-        return self.dist.any(budget is not None and time.monotonic() - start >= budget)
+        return self.schedule.out_of_time()
 
     def _train_step(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        lr = lr_at(self.step, lr=self.config.lr, min_lr=self.config.final_lr,
-                   warmup_steps=self.warmup_steps, decay_steps=self.decay_steps, anchor=self.schedule_anchor)
+        lr = self.schedule.lr_of(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
@@ -374,7 +216,7 @@ class Trainer:
                 "step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
                 "optimizer": self.optimizer.state_dict(), "loader": self.loader.state_dict(), "rng": rng,
                 "world_size": self.dist.world_size, "train_config": self.config.to_dict(),
-                "decay_steps": self.decay_steps, "schedule_anchor": self.schedule_anchor,
+                **self.schedule.state_dict(),
             }
             metadata = {"step": self.step, "tokens": self.tokens, "val_loss": self.last_val_loss,
                         "data": str(self.config.data), "init_from": self.config.init_from}
@@ -394,9 +236,7 @@ class Trainer:
             plot_losses(self.metrics.records, self.run_dir / PLOT_FILE)
             self._last_plot = time.monotonic()
 
-    def _bar(self):
-        from tqdm import tqdm
-
+    def _bar(self) -> tqdm:
         return tqdm(total=self.total_steps, initial=self.step, unit="step", desc="train", file=sys.stderr,
                     disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
 
@@ -426,8 +266,6 @@ class Trainer:
 
     def log(self, message: str) -> None:
         if self.dist.is_main and self.progress:
-            from tqdm import tqdm
-
             tqdm.write(message, file=sys.stderr)
 
     def close(self) -> None:
@@ -435,16 +273,6 @@ class Trainer:
         if self._restore_malloc is not None:
             self._restore_malloc()
             self._restore_malloc = None
-
-
-def _set_dropout(model: GPT, p: float) -> None:
-    """Apply `p` to a loaded model (its config.json's dropout is the pretraining run's, not this one's)."""
-    model.config = dataclasses.replace(model.config, resid_pdrop=p, embd_pdrop=p, attn_pdrop=p)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = p
-        if hasattr(module, "attn_dropout"):
-            module.attn_dropout = p
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
