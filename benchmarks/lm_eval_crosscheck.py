@@ -176,7 +176,8 @@ def lambada_logged(out: dict, task: str) -> list[dict]:
 
 def run_project_lambada(model, tokenizer, args) -> dict:
     start = time.perf_counter()
-    result = evaluate_lambada(model, tokenizer, args.data, limit=args.limit, batch_size=args.batch_size)
+    result = evaluate_lambada(model, tokenizer, args.data, limit=args.limit, batch_size=args.batch_size,
+                              protocol="both")
     eval_s = time.perf_counter() - start
     # evaluate_lambada returns aggregates only: the per-passage scores come from the calls it makes, with
     # its requests (checked against its aggregates below, so this restatement cannot drift from it silently).
