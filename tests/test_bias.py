@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpt2.bias import probes as bias
+from gpt2 import bias
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig

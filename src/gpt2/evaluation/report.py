@@ -1,4 +1,5 @@
-"""`results.json` and a Markdown table that puts our numbers beside the GPT-2 paper's.
+"""`results.json` (written and read back as a typed document) and a Markdown table that puts our numbers
+beside the GPT-2 paper's.
 
 Paper numbers: Table 3 of Radford et al. (2019), "Language Models are Unsupervised Multitask Learners"
 (checked against a copy of the paper's text). WSC273 (70.70%, 1542M only) is not in Table 3 but in
@@ -12,10 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gpt2.errors import DataError
 from gpt2.evaluation.prompted import PROMPTED_TASKS
 from gpt2.evaluation.result import TaskResult
 from gpt2.files import atomic_write_text
@@ -84,6 +87,73 @@ def paper_size(n_parameters: int) -> str | None:
     return size if abs(n_parameters / RELEASED_PARAMETERS[size] - 1) <= 0.05 else None
 
 
+@dataclass
+class Results:
+    """A results.json: the model, the paper size it is compared with, and each task's `TaskResult.to_dict()`."""
+
+    model: str | None
+    model_parameters: int | None
+    paper_size: str | None  # one of PAPER_SIZES, or None: not one of the paper's models
+    tasks: dict[str, dict[str, Any]]  # task -> its entry as written; read_results checks metrics and n_examples
+    updated: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what the writer added (e.g. the dtype), as written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "model_parameters": self.model_parameters, "paper_size": self.paper_size,
+                "updated": self.updated, **self.extra, "tasks": self.tasks}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], source: str = "results.json") -> Results:
+        """The document checked field by field; a file written by hand may leave out all but `tasks`."""
+        tasks = doc.get("tasks")
+        if not isinstance(tasks, dict) or not tasks:
+            raise DataError(f"{source}: field 'tasks' must be a non-empty object of task -> result, "
+                            f"got {tasks!r}"[:300])
+        for task, result in tasks.items():
+            _check_task(result, f"{source}: field 'tasks.{task}")
+        size = doc.get("paper_size")
+        if size is not None and size not in PAPER_SIZES:
+            raise DataError(f"{source}: field 'paper_size' must be one of {', '.join(PAPER_SIZES)}, got {size!r}")
+        params = doc.get("model_parameters")
+        if params is not None and (isinstance(params, bool) or not isinstance(params, int) or params <= 0):
+            raise DataError(f"{source}: field 'model_parameters' must be a positive integer, got {params!r}")
+        for key in ("model", "updated"):
+            if not isinstance(doc.get(key), str | None):
+                raise DataError(f"{source}: field {key!r} must be a string, got {doc[key]!r}"[:300])
+        named = ("model", "model_parameters", "paper_size", "updated", "tasks")
+        return cls(doc.get("model"), params, size, tasks, doc.get("updated"),
+                   {k: v for k, v in doc.items() if k not in named})
+
+
+def _check_task(result: Any, where: str) -> None:
+    """A task's entry has finite metrics and, if any, a non-negative example count (`where` ends "field 'x")."""
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        raise DataError(f"{where}.metrics' must be an object of metric -> number")
+    for name, value in result["metrics"].items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise DataError(f"{where}.metrics.{name}' must be a finite number, got {value!r}")
+    n = result.get("n_examples")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise DataError(f"{where}.n_examples' must be a non-negative integer, got {n!r}")
+
+
+def read_results(path: str | os.PathLike) -> Results:
+    """A results.json of `gpt2 eval`; errors name the file and the field."""
+    path = Path(path)
+    what = "a results.json written by `gpt2 eval --out DIR`"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; expected {what}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory; expected {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: expected a JSON object (a results.json of `gpt2 eval`), got {type(doc).__name__}")
+    return Results.from_dict(doc, source=str(path))
+
+
 def write_results(
     results: list[TaskResult],
     directory: str | os.PathLike,
@@ -109,14 +179,8 @@ def write_results(
             tasks = {}
     for r in results:
         tasks[r.task] = r.to_dict()
-    document = {
-        "model": model,
-        "model_parameters": n_parameters,
-        "paper_size": paper_size(n_parameters),
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-        **(extra or {}),
-        "tasks": tasks,
-    }
+    document = Results(model, n_parameters, paper_size(n_parameters), tasks,
+                       updated=datetime.now(UTC).isoformat(timespec="seconds"), extra=dict(extra or {})).to_dict()
     atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
     atomic_write_text(md_path, markdown_table(document))
     return json_path, md_path
