@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from gpt2 import output_dataset as outputs
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
 from gpt2.errors import DataError
 from gpt2.model import GPT
-from gpt2.output_dataset import dataset as outputs
 from gpt2.sampling import generate
 
 MAX_NEW = 12
@@ -84,7 +84,7 @@ def reference(tmp_path_factory, model, tokenizer) -> dict[str, bytes]:
                                              ("topp:0.9", "-p0.9", None, 0.9)])
 def test_parse_sampling(text, suffix, k, p):
     s = outputs.parse_sampling(text)
-    assert (s.suffix, s.top_k, s.top_p, s.spec) == (suffix, k, p, text)
+    assert (outputs.sampling_suffix(s), s.top_k, s.top_p, outputs.sampling_name(s)) == (suffix, k, p, text)
 
 
 @pytest.mark.parametrize("bad", ["topk", "topk:0", "topp:1.5", "greedy", "pure:1", "topk:x"])
@@ -194,7 +194,7 @@ def test_auto_batch_size_fits_the_kv_cache_in_the_budget(tmp_path, model, tokeni
     with torch.device("meta"):  # shapes only
         big = GPT(GPTConfig.from_preset("124M"))  # 75.5 MB of float32 cache per 1,024-position sample
     assert outputs.auto_batch_size(big, 1023) == 2 * 2**30 // (75_497_472) == 28  # the fixed CPU budget
-    monkeypatch.setattr(outputs, "AUTO_CACHE_BUDGET", 3 * per_sample)
+    monkeypatch.setattr("gpt2.output_dataset.generation.AUTO_CACHE_BUDGET", 3 * per_sample)  # where it is read
     result = outputs.generate_outputs(model, tokenizer, spec(), tmp_path)  # batch_size=None: chosen
     assert result.batch_size == 3
     assert files(tmp_path) == reference  # made with batch 4: samples do not depend on the batch
@@ -219,7 +219,7 @@ def test_resume_after_sigkill_is_identical(tmp_path, checkpoint, model, tokenize
         "torch.set_num_threads(1)\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from test_outputs import build_model\n"
-        "from gpt2.output_dataset import dataset as outputs\n"
+        "from gpt2 import output_dataset as outputs\n"
         "from gpt2.checkpoint import load_tokenizer\n"
         "t = load_tokenizer(sys.argv[1])\n"
         "m = build_model(t.vocab_size, t.eot_token_id)\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from gpt2.errors import GPT2Error
 from gpt2.model import GPT
 from gpt2.sampling import (
     DecodeBatch,
+    GenerationConfig,
     Sample,
     SampleRow,
     SamplingError,
@@ -29,6 +31,7 @@ from gpt2.sampling import (
     left_pad,
     sample_from_logits,
     sample_tokens,
+    sample_top_k,
     stream,
     top_k_filter,
     top_p_filter,
@@ -158,8 +161,6 @@ def test_empirical_distribution_matches_the_filtered_probabilities(options):
 def test_top_k_sampler_on_candidates_equals_the_full_vocabulary_path(dtype):
     """`generate` samples top-k from the k (+ a few) candidates only; same tokens as filter_logits +
     sample_from_logits over the whole vocabulary, ties at the k-th value included (common in bfloat16)."""
-    from gpt2.sampling.engine import _sample_top_k
-
     g = torch.Generator().manual_seed(0)
     compared = 0
     for trial in range(60):
@@ -170,24 +171,25 @@ def test_top_k_sampler_on_candidates_equals_the_full_vocabulary_path(dtype):
         u = torch.rand(8, generator=g, dtype=torch.float64)
         for options in (dict(temperature=1.0, top_k=40, top_p=None), dict(temperature=0.7, top_k=5, top_p=0.8),
                         dict(temperature=1.3, top_k=1, top_p=None)):
-            fast = _sample_top_k(logits, u, **options)
+            fast = sample_top_k(logits, u, **options)
             if fast is not None:
                 expected = sample_from_logits(filter_logits(logits.double(), **options), u)
                 assert fast.tolist() == expected.tolist(), (trial, options)
                 compared += 8
     assert compared > 1000
     flat = torch.zeros(2, 100)  # more tokens tie at the k-th value than the candidates hold: full path
-    assert _sample_top_k(flat, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
+    assert sample_top_k(flat, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
     nan = torch.randn(2, 100)
     nan[1, 3] = float("nan")
-    assert _sample_top_k(nan, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
-    assert _sample_top_k(torch.randn(2, 100), torch.rand(2, dtype=torch.float64), 1.0, None, 0.9) is None
+    assert sample_top_k(nan, torch.rand(2, dtype=torch.float64), 1.0, 5, None) is None
+    assert sample_top_k(torch.randn(2, 100), torch.rand(2, dtype=torch.float64), 1.0, None, 0.9) is None
 
 
 def test_sample_tokens_draws_one_number_per_row_from_its_own_stream():
     logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
-    rows = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
-    fresh = [SampleRow(0, s, 7, None, [], None) for s in range(3)]
+    config = GenerationConfig(seed=7, eos_token_id=None)
+    rows = [SampleRow(config, sample_index=s) for s in range(3)]
+    fresh = [SampleRow(config, sample_index=s) for s in range(3)]
     greedy = SamplingOptions(temperature=0)
     assert sample_tokens(logits, rows, greedy).tolist() == logits.argmax(-1).tolist()  # greedy: no draw
     for options in ((0.8, None, 0.9), (1.0, 5, None)):
@@ -203,6 +205,43 @@ def test_sampling_options_have_one_convention_for_off():
     assert SamplingOptions(0.7, 40, 0.9).top_k == 40
     with pytest.raises(SamplingError, match="top_k must be an integer >= 0"):
         SamplingOptions(top_k=True)
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [("temperature", -1, "a number >= 0"), ("top_p", 2.0, "a number in (0, 1]"),
+     ("max_new_tokens", 1.5, "an integer >= 0"), ("num_return_sequences", 0, "an integer >= 1"),
+     ("eos_token_id", "eos", "a token id >= 0"), ("stop_strings", ["a", ""], "a list of non-empty strings")],
+)
+def test_generation_config_rejects_a_bad_value_naming_the_field(field, value, expected):
+    message = rf"^{field} must be {re.escape(expected)}.*; got {re.escape(repr(value))}$"
+    with pytest.raises(SamplingError, match=message):
+        GenerationConfig(**{field: value})
+
+
+def test_generation_config_fields_and_old_keywords():
+    config = GenerationConfig(max_new_tokens=5, stop_strings="x", seed=3)
+    assert config.stop_strings == ("x",) and GenerationConfig(stop_strings=None).stop_strings == ()
+    assert GenerationConfig(do_sample=False, top_k=40).greedy and GenerationConfig(temperature=0).greedy
+    assert GenerationConfig(do_sample=False).sampler == GenerationConfig(temperature=0, top_p=0.5).sampler
+    assert SamplingOptions is GenerationConfig  # the old name
+    with pytest.raises(TypeError, match="unknown generation options \\['top_n'\\]"):
+        generate(random_model(), [1], top_n=3)
+
+
+def test_generate_with_a_config_equals_generate_with_the_same_keywords(tokenizer):
+    model = random_model(seed=4, vocab_size=tokenizer.vocab_size)
+    prompts = [tokenizer.encode("hello world"), tokenizer.encode("the")]
+    keywords = dict(max_new_tokens=12, temperature=0.9, top_k=30, top_p=0.95, seed=5, num_samples=2,
+                    stop=["o w"])
+    config = GenerationConfig(max_new_tokens=12, temperature=0.9, top_k=30, top_p=0.95, seed=5,
+                              num_return_sequences=2, stop_strings=("o w",))
+    expected = generate(model, prompts, tokenizer=tokenizer, **keywords)
+    assert generate(model, prompts, config, tokenizer=tokenizer) == expected
+    assert generate(model, prompts, generation_config=config, tokenizer=tokenizer) == expected
+    assert generate(model, prompts, GenerationConfig(top_k=3), tokenizer=tokenizer, **keywords) == expected
+    assert generate_text(model, tokenizer, ["hello world", "the"], config) == expected
+    assert "".join(stream(model, prompts[0], tokenizer, config, sample_index=1)) == expected[1].text
 
 
 def test_left_pad_aligns_prompts_at_the_right():
@@ -400,7 +439,8 @@ def test_bf16_generation_runs():
         (dict(top_k=-3), "top_k"), (dict(top_k=2.5), "top_k"),
         (dict(temperature=-0.1), "temperature"),
         (dict(max_new_tokens=-1), "max_new_tokens"), (dict(max_new_tokens=128), "max_new_tokens"),
-        (dict(num_samples=0), "num_samples"), (dict(stop=[""]), "stop"), (dict(seed="1"), "seed"),
+        (dict(num_samples=0), "num_return_sequences"), (dict(stop=[""]), "stop_strings"),
+        (dict(seed="1"), "seed"), (dict(do_sample=1), "do_sample"), (dict(eos_token_id=-1), "eos_token_id"),
         (dict(first_sample=-1), "first sample index"),
     ],
 )
@@ -482,28 +522,36 @@ def test_cli_info(checkpoint_dir, tokenizer, capsys):
 
 
 def test_rows_admitted_while_others_decode_sample_as_generate_alone():
-    """The engine's merge: rows that join a batch mid-decoding (shorter and longer prompts, other options)
+    """The engine's merge: rows that join a batch mid-decoding (shorter and longer prompts, other configs)
     get the tokens generate() gives each of them alone (the server relies on this)."""
     model = random_model(seed=11)
-    first = [SampleRow(0, s, 5, None, [], None, prompt=[3, 4, 5, 6], options=SamplingOptions(top_k=10),
-                       max_new_tokens=9) for s in range(2)]
-    later = [SampleRow(1, 0, 6, None, [], None, prompt=[7], options=SamplingOptions(0.8, None, 0.9),
-                       max_new_tokens=6),
-             SampleRow(2, 0, 7, None, [], None, prompt=list(range(10, 22)), options=SamplingOptions(0),
-                       max_new_tokens=4)]
+    config = lambda seed, n, *picking: GenerationConfig(*picking, max_new_tokens=n, seed=seed, eos_token_id=None)
+    first = [SampleRow(config(5, 9, 1.0, 10), [3, 4, 5, 6], sample_index=s) for s in range(2)]
+    later = [SampleRow(config(6, 6, 0.8, None, 0.9), [7], prompt_index=1),
+             SampleRow(config(7, 4, 0), list(range(10, 22)), prompt_index=2)]
     batch = DecodeBatch(model)
     batch.admit(first)
     for step in range(9):
         if step == 3:
             batch.admit(later)
-        tokens = batch.next_tokens()
+        tokens = batch.sample()
         for row, token in zip(batch.rows, tokens.tolist(), strict=True):
             row.add(token)
-        batch.advance(tokens)
+        batch.drop_finished()
+        if batch.rows:
+            batch.step()
     assert not batch.rows and batch.cache is None
     for row in first + later:
-        o = row.options
-        (alone,) = generate(model, row.prompt, max_new_tokens=row.max_new_tokens, seed={0: 5, 1: 6, 2: 7}[
-            row.prompt_index], first_sample=row.sample_index, temperature=o.temperature, top_k=o.top_k,
-            top_p=o.top_p, eos_token_id=None)
+        (alone,) = generate(model, row.prompt, row.config, first_sample=row.sample_index)
         assert row.tokens == alone.tokens and row.finish_reason == "length", row.prompt_index
+
+
+def test_step_wants_the_tokens_of_sample():
+    batch = DecodeBatch(random_model())
+    batch.admit([SampleRow(GenerationConfig(seed=1, eos_token_id=None), [1, 2])])
+    with pytest.raises(RuntimeError, match="sample"):
+        batch.step()
+    batch.sample()
+    batch.step()
+    with pytest.raises(SamplingError, match="for_model"):
+        SampleRow(GenerationConfig(), [1])  # no seed, EOS not resolved

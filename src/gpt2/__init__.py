@@ -10,9 +10,9 @@ Heavier pieces (training, evaluation, detection, serving) are imported from thei
 from gpt2.config import GPTConfig
 from gpt2.inference import load_for_inference
 from gpt2.model import GPT, KVCache
-from gpt2.sampling import Sample, SamplingOptions, generate, generate_text, stream
+from gpt2.sampling import GenerationConfig, Sample, SamplingOptions, generate, generate_text, stream
 from gpt2.tokenizer import Tokenizer
 
-__all__ = ["GPT", "GPTConfig", "KVCache", "Sample", "SamplingOptions", "Tokenizer", "generate", "generate_text",
-           "load_for_inference", "stream"]
+__all__ = ["GPT", "GPTConfig", "GenerationConfig", "KVCache", "Sample", "SamplingOptions", "Tokenizer", "generate",
+           "generate_text", "load_for_inference", "stream"]
 __version__ = "0.1.0"

@@ -53,26 +53,26 @@ def run(args: argparse.Namespace) -> int:
 
     from gpt2 import sampling
 
+    if args.num_samples < 1:  # named as the flag is, before GenerationConfig names its own field
+        raise sampling.SamplingError(f"num_samples must be an integer >= 1; got {args.num_samples}")
+    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
+    config = sampling.GenerationConfig(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        num_return_sequences=args.num_samples, seed=seed, stop_strings=args.stop,
+        eos_token_id=None if args.no_eos else sampling.MODEL_EOS,
+    )  # checked before the model loads
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model, tokenizer = _options.load(args)
-    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**62, ()).item())
-    options = dict(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, seed=seed, stop=args.stop, **({"eos_token_id": None} if args.no_eos else {}),
-    )
     ids = tokenizer.encode(prompt)
     if args.stream:
-        if args.num_samples < 1:
-            raise sampling.SamplingError(f"num_samples must be an integer >= 1; got {args.num_samples}")
         for i in range(args.num_samples):
             print(header(i), flush=True)
-            for piece in sampling.stream(model, ids, tokenizer, sample_index=i, **options):
+            for piece in sampling.stream(model, ids, tokenizer, config, sample_index=i):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
     else:
-        samples = sampling.generate(model, ids, tokenizer=tokenizer, num_samples=args.num_samples, **options)
-        for i, sample in enumerate(samples):
+        for i, sample in enumerate(sampling.generate(model, ids, config, tokenizer=tokenizer)):
             print(header(i))
             print(sample.text)
     return 0

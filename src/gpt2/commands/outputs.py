@@ -63,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from gpt2 import output_dataset as outputs
     from gpt2.errors import DataError
-    from gpt2.output_dataset import dataset as outputs
 
     if args.merge:
         names = [args.dataset] if args.dataset else sorted(
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     shard = outputs.parse_shard(args.shard)
     model, tokenizer = _options.load(args)  # a bare cuda under torchrun is GPU LOCAL_RANK
     name = args.name or Path(str(args.model).rstrip("/")).name
-    dataset = f"{name}{sampling.suffix}"
+    dataset = f"{name}{outputs.sampling_suffix(sampling)}"
     seed = args.seed
     if seed is None:
         seed = outputs.existing_seed(args.out, dataset)

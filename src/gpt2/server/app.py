@@ -26,9 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from gpt2.model import GPT
-from gpt2.sampling import SamplingOptions
+from gpt2.sampling import GenerationConfig
 from gpt2.scoring import token_ranks
-from gpt2.server.jobs import Done, Failed, Job, Options, Piece, QueueFull, SchedulerClosed
+from gpt2.server.jobs import Done, Failed, Job, Piece, QueueFull, SchedulerClosed
 from gpt2.server.protocol import CompletionRequest, DetectRequest
 from gpt2.server.scheduler import Scheduler
 
@@ -227,11 +227,11 @@ class _Server:
         prompts, texts = await run_in_threadpool(self._prompts, body.prompt)
         self._check_lengths(prompts, body.max_tokens)
         seed = body.seed if body.seed is not None else secrets.randbits(62)
-        options = Options(
-            max_new_tokens=body.max_tokens, sampling=SamplingOptions(body.temperature, body.top_k, body.top_p),
-            seed=seed, stop=body.stops(), logprobs=body.logprobs,
+        config = GenerationConfig(
+            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p, max_new_tokens=body.max_tokens,
+            num_return_sequences=body.n, seed=seed, stop_strings=body.stops(),
         )
-        job = Job(prompts, body.n, options)
+        job = Job(prompts, config, logprobs=body.logprobs)
         try:
             self.scheduler.submit(job)
         except QueueFull as e:
@@ -302,7 +302,7 @@ class _Server:
     async def _sse(self, job: Job, request: Request, head: dict, offsets: list[int]) -> AsyncIterator[str]:
         async for event in self._events(job, request, poll_disconnect=False):
             if isinstance(event, Piece):
-                logprobs = _logprobs(event.tokens, offsets[event.index]) if job.options.logprobs is not None \
+                logprobs = _logprobs(event.tokens, offsets[event.index]) if job.logprobs is not None \
                     else None
                 choice = {"text": event.text, "index": event.index, "logprobs": logprobs,
                           "finish_reason": event.finish_reason}

@@ -1,5 +1,6 @@
-"""What the scheduler works on: a request's options, the job that carries it, its sequences, and the
-events a job sends back to the asyncio side (pieces of text, then Done or Failed)."""
+"""What the scheduler works on: the job that carries a request (prompts and a GenerationConfig), its
+choices as rows of the decode batch, and the events a job sends back to the asyncio side (pieces of text,
+then Done or Failed)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-# The sampler's row: seeding from (seed, sample_index), stop strings, incremental decoding. A served sequence
+# The sampler's row: seeding from (seed, sample_index), stop strings, incremental decoding. A served choice
 # is one, decoded by the same engine as generate()'s rows, so it samples exactly as generate() does.
-from gpt2.sampling import SampleRow, SamplingOptions
+from gpt2.sampling import GenerationConfig, SampleRow
 
 
 class QueueFull(Exception):
@@ -24,17 +25,6 @@ class QueueFull(Exception):
 
 class SchedulerClosed(Exception):
     """The server is shutting down."""
-
-
-@dataclass(frozen=True)
-class Options:
-    """One request's sampling options (already validated)."""
-
-    max_new_tokens: int
-    sampling: SamplingOptions = SamplingOptions()
-    seed: int = 0
-    stop: tuple[str, ...] = ()
-    logprobs: int | None = None  # alternatives to report per token; None = no logprobs
 
 
 @dataclass
@@ -69,16 +59,18 @@ class Failed:
 
 
 class Job:
-    """A completion request: its prompts x n sequences, and the queue its events arrive on."""
+    """A completion request: its prompts x config.num_return_sequences choices, the logprobs it wants
+    (alternatives per token; None = none) and the queue its events arrive on."""
 
-    def __init__(self, prompts: list[list[int]], n: int, options: Options,
+    def __init__(self, prompts: list[list[int]], config: GenerationConfig, logprobs: int | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.prompts, self.n, self.options = prompts, n, options
+        self.prompts, self.config, self.logprobs = prompts, config, logprobs
+        self.n = config.num_return_sequences
         self.loop = loop or asyncio.get_running_loop()
         self.events: asyncio.Queue = asyncio.Queue()
         self.cancelled = False
-        self.pending: deque[Seq] = deque()  # sequences not yet in the batch
-        self.unfinished = len(prompts) * n
+        self.pending: deque[ChoiceRow] = deque()  # choices not yet in the batch
+        self.unfinished = len(prompts) * self.n
         self.completion_tokens = 0
         self.submitted = time.monotonic()
 
@@ -89,21 +81,21 @@ class Job:
             pass
 
 
-class Seq(SampleRow):
-    """One sequence of a job: a sampler's row that also reports its text and logprobs to the job."""
+class ChoiceRow(SampleRow):
+    """One choice of a job (OpenAI's word for a completion of one prompt): a sampler's row that also reports
+    its text and logprobs to the job. `config` is the job's, resolved for the model (`for_model`)."""
 
-    def __init__(self, job: Job, prompt_index: int, sample_index: int, eos: int | None,
+    def __init__(self, job: Job, config: GenerationConfig, prompt_index: int, sample_index: int,
                  tokenizer: Any) -> None:
-        o = job.options
-        super().__init__(prompt_index, sample_index, o.seed, eos, list(o.stop), tokenizer,
-                         prompt=job.prompts[prompt_index], options=o.sampling, max_new_tokens=o.max_new_tokens)
+        super().__init__(config, job.prompts[prompt_index], prompt_index=prompt_index, sample_index=sample_index,
+                         tokenizer=tokenizer)
         self.job, self.index = job, prompt_index * job.n + sample_index
         self.logprobs: list[TokenLogprob] = []
         self.sent_chars = 0
         self.sent_logprobs = 0
 
     def add(self, token: int, record: TokenLogprob | None = None) -> None:
-        if record is not None and token != self.eos:
+        if record is not None and token != self.config.eos_token_id:
             self.logprobs.append(record)
         super().add(token)
         self.job.completion_tokens += 1

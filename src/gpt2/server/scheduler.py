@@ -1,12 +1,13 @@
 """Continuous batching: one worker thread owns the model and decodes every running sequence in shared
 forward passes over one KV cache.
 
-Each loop of the worker admits waiting sequences (up to `max_batch` running) into the decode batch, then
-samples one token for every row and feeds all of them in one decode step. Finished and cancelled rows leave
-the batch at once. The batch is `gpt2.sampling.DecodeBatch`, the engine `generate()` runs on, and each
-sequence is a `SampleRow` with its own options and random stream; so a request gets the tokens `generate()`
-gives it alone, whatever it shares a batch with (padding moves logits only by float rounding; see
-`gpt2.sampling`). This module keeps only what a server adds: the queue, the worker thread, events.
+Each loop of the worker admits waiting sequences (up to `max_batch` running) into the decode batch, samples
+one token for every row, drops the rows that finished or were cancelled, and steps the others in one
+forward pass. The batch is `gpt2.sampling.DecodeBatch`, the engine `generate()` runs on, and each sequence
+(a request's choice, `jobs.ChoiceRow`) is a `SampleRow` with the request's GenerationConfig and its own
+random stream; so a request gets the tokens `generate()` gives it alone, whatever it shares a batch with
+(padding moves logits only by float rounding; see `gpt2.sampling.engine`). This module keeps only what a
+server adds: the queue, the worker thread, events.
 
 Results go back to the asyncio side as events on the request's queue (`loop.call_soon_threadsafe`).
 """
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from gpt2.model import GPT
 from gpt2.sampling import DecodeBatch
-from gpt2.server.jobs import Done, Failed, Job, QueueFull, SchedulerClosed, Seq, TokenLogprob
+from gpt2.server.jobs import ChoiceRow, Done, Failed, Job, QueueFull, SchedulerClosed, TokenLogprob
 
 log = logging.getLogger("gpt2.server")
 
@@ -70,7 +71,7 @@ class Scheduler:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._seconds_per_job = 1.0  # moving average, for Retry-After
-        self._batch = DecodeBatch(self.model)  # the running sequences (Seq rows), owned by the worker
+        self._batch = DecodeBatch(self.model)  # the running sequences (ChoiceRow rows), owned by the worker
 
     # ---- the asyncio side ----
 
@@ -91,8 +92,8 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         """Queue a job for the batch, or raise QueueFull / SchedulerClosed."""
-        eos = self.model.config.eos_token_id
-        job.pending.extend(Seq(job, p, s, eos, self.tokenizer)
+        config = job.config.for_model(self.model.config)
+        job.pending.extend(ChoiceRow(job, config, p, s, self.tokenizer)
                            for p in range(len(job.prompts)) for s in range(job.n))
         with self._cond:
             self._admit_to_queue()
@@ -191,17 +192,17 @@ class Scheduler:
         for job in [j for j in self._waiting if j.cancelled]:
             self._waiting.remove(job)
 
-    def _admit(self) -> list[Seq]:
+    def _admit(self) -> list[ChoiceRow]:
         """Move waiting sequences into the batch, first come first served, while they fit: at most
         max_batch rows, and the padded cache plus every row's remaining tokens within the context."""
-        new: list[Seq] = []
+        new: list[ChoiceRow] = []
         rows = self._batch.rows
         length, need = self._batch.length, max((s.remaining for s in rows), default=0)
         while self._waiting and len(rows) + len(new) < self.max_batch:
             job = self._waiting[0]
-            seq = job.pending[0]
-            new_length = max(length, len(seq.prompt))
-            new_need = max(need, seq.remaining)
+            row = job.pending[0]
+            new_length = max(length, len(row.prompt))
+            new_need = max(need, row.remaining)
             if new_length + new_need > self.model.config.n_positions:
                 break  # wait until rows finish and their padding is trimmed
             length, need = new_length, new_need
@@ -210,10 +211,10 @@ class Scheduler:
                 self._waiting.popleft()
         return new
 
-    def _iterate(self, new: list[Seq]) -> None:
+    def _iterate(self, new: list[ChoiceRow]) -> None:
         batch = self._batch
-        for seq in batch.drop([i for i, s in enumerate(batch.rows) if s.job.cancelled]):
-            self._seq_finished(seq)
+        for row in batch.drop([i for i, s in enumerate(batch.rows) if s.job.cancelled]):
+            self._row_finished(row)
         new = [s for s in new if not s.job.cancelled]
         if new:
             batch.admit(new)
@@ -221,16 +222,15 @@ class Scheduler:
             self.stats.largest_prefill = max(self.stats.largest_prefill, len(new))
         if not batch.rows:
             return
-        tokens = batch.next_tokens()
-        for seq, token, record in zip(batch.rows, tokens.tolist(), self._logprobs(tokens), strict=True):
-            seq.add(token, record)
-            seq.emit()
+        tokens = batch.sample()
+        for row, token, record in zip(batch.rows, tokens.tolist(), self._logprobs(tokens), strict=True):
+            row.add(token, record)
+            row.emit()
         self.stats.tokens += len(batch.rows)
-        finished, tokens = batch.retire(tokens)
-        for seq in finished:  # before the step: if it fails, these requests are complete all the same
-            self._seq_finished(seq)
+        for row in batch.drop_finished():  # before the step: if it fails, these requests are complete all the same
+            self._row_finished(row)
         if batch.rows:
-            batch.step(tokens)
+            batch.step()
             rows = len(batch.rows)
             self.stats.steps += 1
             self.stats.largest_step = max(self.stats.largest_step, rows)
@@ -241,26 +241,26 @@ class Scheduler:
         (before temperature and filters), for the rows that asked."""
         rows = self._batch.rows
         records: list[TokenLogprob | None] = [None] * len(rows)
-        asked = [i for i, s in enumerate(rows) if s.job.options.logprobs is not None]
+        asked = [i for i, s in enumerate(rows) if s.job.logprobs is not None]
         if not asked:
             return records
         index = torch.tensor(asked, device=tokens.device)
         logprobs = F.log_softmax(self._batch.logits[index].float(), dim=-1)
-        k = max(rows[i].job.options.logprobs for i in asked)
+        k = max(rows[i].job.logprobs for i in asked)
         top_values, top_ids = logprobs.topk(k, dim=-1) if k else (logprobs[:, :0], logprobs[:, :0].long())
         name = self.tokenizer.id_to_token_str
         for j, i in enumerate(asked):
-            seq, token = rows[i], int(tokens[i])
-            n = seq.job.options.logprobs
+            row, token = rows[i], int(tokens[i])
+            n = row.job.logprobs
             pairs = zip(top_ids[j, :n].tolist(), top_values[j, :n].tolist(), strict=True)
             top = {name(t): v for t, v in pairs}
             chosen = float(logprobs[j, token])
             top.setdefault(name(token), chosen)  # OpenAI's format always includes the sampled token
-            records[i] = TokenLogprob(name(token), chosen, top, len(seq.text))
+            records[i] = TokenLogprob(name(token), chosen, top, len(row.text))
         return records
 
-    def _seq_finished(self, seq: Seq) -> None:
-        job = seq.job
+    def _row_finished(self, row: ChoiceRow) -> None:
+        job = row.job
         job.unfinished -= 1
         if job.unfinished == 0 and not job.cancelled:
             job.post(Done(sum(map(len, job.prompts)), job.completion_tokens))
@@ -268,7 +268,7 @@ class Scheduler:
             seconds = time.monotonic() - job.submitted
             self._seconds_per_job = 0.9 * self._seconds_per_job + 0.1 * seconds
 
-    def _fail_batch(self, new: list[Seq], message: str) -> None:
+    def _fail_batch(self, new: list[ChoiceRow], message: str) -> None:
         jobs = {id(s.job): s.job for s in self._batch.rows + new}
         self._batch = DecodeBatch(self.model)
         with self._cond:
