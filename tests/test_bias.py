@@ -19,6 +19,7 @@ from gpt2 import bias
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
+from gpt2.errors import DataError
 from gpt2.model import GPT
 
 torch.set_num_threads(1)
@@ -205,3 +206,33 @@ def test_cli_bias_missing_inputs(tmp_path, small_dir, capsys):
     assert f"{tmp_path / 'g.json'}: groups file not found" in capsys.readouterr().err
     assert main(["bias", "--model", str(small_dir), "--samples", "0"]) == 2
     assert "--samples must be a positive integer" in capsys.readouterr().err
+
+
+# ---- reading bias.json back (the model card's summary) ----
+
+def test_read_bias_summarises_a_written_report(small_dir, tmp_path):
+    from gpt2.checkpoint import load_tokenizer
+
+    report = bias.run_probes(GPT.from_pretrained(small_dir), load_tokenizer(small_dir), samples=2, max_new_tokens=4,
+                             dimensions=GENDER, templates=TEMPLATES, attributes=ATTRIBUTES)
+    (tmp_path / "bias.json").write_text(json.dumps(report.to_dict()))
+    summary = bias.read_bias(tmp_path / "bias.json")
+    assert summary.settings == report.settings and summary.dimensions["gender"].groups == GENDER["gender"]
+    assert summary.dimensions["gender"].widest_gap == report.logprob_gaps["gender"][0]  # widest first
+    assert summary.dimensions["gender"].top_words == {
+        g: [w.word for w in ws[:5]] for g, ws in report.overrepresented["gender"].items()}
+    assert bias.BiasProbes.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [("[]", "expected a JSON object"), ("{", "not valid JSON"),
+     ('{"dimensions": {}, "overrepresented": {}, "logprob_gaps": {}}', "field 'settings' must be an object"),
+     ('{"dimensions": {"gender": ["man", "woman"]}, "overrepresented": {}, "settings": {}, '
+      '"logprob_gaps": {"gender": [{"template": "x"}]}}', "fields 'logprob_gaps.gender' and 'overrepresented.gender'")],
+)
+def test_read_bias_names_the_file_and_field(tmp_path, doc, message):
+    (tmp_path / "bias.json").write_text(doc)
+    with pytest.raises(DataError, match=message) as e:
+        bias.read_bias(tmp_path / "bias.json")
+    assert str(e.value).startswith(f"{tmp_path / 'bias.json'}: ")

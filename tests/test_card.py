@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,11 @@ from gpt2.card import NOT_RECORDED, Card, build_card, render_markdown
 from gpt2.checkpoint import save_pretrained
 from gpt2.cli import main
 from gpt2.config import GPTConfig
+from gpt2.data.manifest import Manifest, read_manifest
 from gpt2.errors import DataError
+from gpt2.evaluation.report import read_results
+from gpt2.evaluation.report import write_results as write_eval_results
+from gpt2.evaluation.result import TaskResult
 from gpt2.model import GPT
 
 torch.set_num_threads(1)
@@ -206,3 +211,75 @@ def test_a_found_results_json_of_something_else_is_skipped_but_a_given_one_is_ch
             build_card(run_dir / "checkpoint", results=[str(other)])
     finally:
         other.unlink()
+
+
+# ---- the readers of other commands' files, beside their writers ----
+
+def test_manifest_reads_back_as_written(run_dir):
+    data = run_dir.parent / "data"
+    written = json.loads((data / "manifest.json").read_text())
+    manifest = read_manifest(data)
+    assert manifest.to_dict() == written and list(manifest.to_dict()) == list(written)  # same keys, same order
+    assert read_manifest(data / "manifest.json") == manifest  # the file itself will do too
+    assert manifest.splits["train"].tokens == written["splits"]["train"]["tokens"] and manifest.dataset is None
+    # a corpus streamed from the Hub: a "dataset" entry, and inputs without a sha256 (no LFS)
+    hub = {**written, "txt_split": None, "inputs": [{"path": "hf://datasets/x/y@abc/a.parquet", "bytes": 9,
+                                                     "sha256": None, "documents": 3}],
+           "dataset": {"name": "x", "repo": "x/y", "revision": "main", "commit": "abc", "partial": False,
+                       "files_used": 1, "files_in_corpus": 2, "max_tokens": None}}
+    assert Manifest.from_dict(hub).to_dict() == hub
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [(lambda m: m["splits"]["train"].update(tokens="many"), "field 'splits.train.tokens' must be an integer"),
+     (lambda m: m["splits"].pop("val"), "field 'splits.val' is missing"),
+     (lambda m: m["tokenizer"].pop("vocab_size"), "field 'tokenizer.vocab_size' is missing"),
+     (lambda m: m["inputs"][0].update(bytes=True), "field 'inputs[0].bytes' must be an integer"),
+     (lambda m: m["splits"]["train"]["shards"][0].update(sha256=1), "field 'splits.train.shards[0].sha256'"),
+     (lambda m: m.update(val_fraction="0.2"), "field 'val_fraction' must be an integer or a number"),
+     (lambda m: m.update(version=2), "field 'version' must be 1")],
+)
+def test_a_malformed_manifest_names_the_file_and_field(run_dir, tmp_path, change, message):
+    doc = json.loads((run_dir.parent / "data" / "manifest.json").read_text())
+    change(doc)
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(message)) as e:
+        read_manifest(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'manifest.json'}: ")
+
+
+def test_a_card_of_a_run_whose_manifest_is_malformed_names_it(tmp_path, tokenizer):
+    doc = {"format": "gpt2-token-shards", "version": 1,
+           "tokenizer": {"name": "t", "dir": "tokenizer", "vocab_size": 300, "eot_token_id": 0}}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_text(json.dumps(doc))
+    save_pretrained(tiny_model(tokenizer), tmp_path / "ck", tokenizer=tokenizer,
+                    metadata={"data": str(tmp_path / "data")})
+    message = f"{tmp_path / 'data' / 'manifest.json'}: field 'dtype' is missing"
+    with pytest.raises(DataError, match=re.escape(message)):
+        build_card(tmp_path / "ck")
+
+
+def test_results_read_back_as_written(tmp_path):
+    result = TaskResult("ptb", {"word_perplexity": 40.5}, n_examples=10, nll=5.0, tokens=20)
+    path, _ = write_eval_results([result], tmp_path, "gpt2", 124_439_808, extra={"dtype": "float32"})
+    results = read_results(path)
+    written = json.loads(path.read_text())
+    assert results.to_dict() == written and list(results.to_dict()) == list(written)
+    assert (results.model, results.paper_size, results.extra) == ("gpt2", "117M", {"dtype": "float32"})
+    assert results.tasks["ptb"] == result.to_dict()
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [({"tasks": {"ptb": {"metrics": {"x": 1}}}, "model_parameters": 0}, "field 'model_parameters' must be a positive"),
+     ({"tasks": {"ptb": {"metrics": {"x": 1}}}, "model": 3}, "field 'model' must be a string"),
+     ({"tasks": {"ptb": {"metrics": {"x": float("inf")}}}}, "field 'tasks.ptb.metrics.x' must be a finite number"),
+     ({"tasks": []}, "field 'tasks' must be a non-empty object")],
+)
+def test_malformed_results_name_the_file_and_field(tmp_path, doc, message):
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(message)) as e:
+        read_results(tmp_path / "results.json")
+    assert str(e.value).startswith(f"{tmp_path / 'results.json'}: ")

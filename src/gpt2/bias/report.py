@@ -134,6 +134,8 @@ def _plot_dimension(ax, dim: str, groups: Sequence[str], mean: Mapping[str, Mapp
     ax.grid(axis="x", alpha=0.3)
 
 
+# ---- the three files ----
+
 def write_report(report: BiasReport, directory: str | os.PathLike, model: str) -> tuple[Path, Path, Path]:
     """Write bias.json, bias.md and bias.png into `directory`; returns their paths."""
     directory = Path(directory)

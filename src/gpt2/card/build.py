@@ -1,7 +1,7 @@
 """Gathering a card's facts from the files a checkpoint and its run directory hold: config.json (sizes,
 the "gpt2" training metadata), training_state.pt, the run's train_config.json, the manifest.json of the
-data the run read, results.json files of `gpt2 eval` and a bias.json of `gpt2 bias`. Each file is read by
-the module that writes it; nothing is guessed."""
+data the run read, results.json files of `gpt2 eval` and a bias.json of `gpt2 bias` (those three through
+the typed readers of the modules that write them). Nothing is guessed: what no file holds stays None."""
 
 from __future__ import annotations
 

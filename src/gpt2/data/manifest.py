@@ -157,20 +157,23 @@ class Manifest:
                             "the manifest.json of `gpt2 prepare`?")
         if _get(doc, "version", INT, source, "") != VERSION:
             raise DataError(f"{source}: field 'version' must be {VERSION}, got {doc['version']!r}")
-        splits = _get(doc, "splits", (dict,), source, "")
-        for split in SPLITS:
-            _get(splits, split, (dict,), source, "splits")
-        inputs = _get(doc, "inputs", (list,), source, "")
-        return cls(
+        return cls(  # checked in the order the writers write the fields
             tokenizer=TokenizerEntry.from_dict(_get(doc, "tokenizer", (dict,), source, ""), source),
             dtype=_get(doc, "dtype", TEXT, source, ""), seed=_get(doc, "seed", INT, source, ""),
             val_fraction=_get(doc, "val_fraction", NUMBER, source, ""),
             txt_split=_get(doc, "txt_split", (str, type(None)), source, ""),
             shard_tokens=_get(doc, "shard_tokens", INT, source, ""),
-            splits={s: Split.from_dict(v, source, f"splits.{s}") for s, v in splits.items()},
-            inputs=[DataInput.from_dict(v, source, f"inputs[{i}]") for i, v in enumerate(inputs)],
+            splits=_splits(_get(doc, "splits", (dict,), source, ""), source),
+            inputs=[DataInput.from_dict(v, source, f"inputs[{i}]")
+                    for i, v in enumerate(_get(doc, "inputs", (list,), source, ""))],
             dataset=HubDataset.from_dict(doc["dataset"], source) if "dataset" in doc else None,
         )
+
+
+def _splits(doc: dict[str, Any], source: str) -> dict[str, Split]:
+    for split in SPLITS:
+        _get(doc, split, (dict,), source, "splits")
+    return {s: Split.from_dict(v, source, f"splits.{s}") for s, v in doc.items()}
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
