@@ -31,9 +31,9 @@ from _machine import cpu_model, default_dtypes
 from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
+from gpt2 import output_dataset as outputs
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
-from gpt2.output_dataset import dataset as outputs
 from gpt2.packing import can_pack, pack_for_cpu
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
