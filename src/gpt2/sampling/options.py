@@ -8,7 +8,7 @@ project's always did: sampling is on (temperature 1, no filter) and a sequence e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -53,17 +53,17 @@ class GenerationConfig:
         check(p is None or (_is_number(p) and 0 < p <= 1), "top_p", "a number in (0, 1] (1 = off) or None", p)
         check(isinstance(self.do_sample, bool), "do_sample", "True or False (False = greedy)", self.do_sample)
         check(_is_int(self.max_new_tokens) and self.max_new_tokens >= 0, "max_new_tokens", "an integer >= 0",
-               self.max_new_tokens)
+              self.max_new_tokens)
         check(_is_int(self.num_return_sequences) and self.num_return_sequences >= 1, "num_return_sequences",
-               "an integer >= 1", self.num_return_sequences)
+              "an integer >= 1", self.num_return_sequences)
         check(self.seed is None or _is_int(self.seed), "seed", "an integer or None", self.seed)
         eos = self.eos_token_id
         check(eos is None or eos == MODEL_EOS or (_is_int(eos) and eos >= 0), "eos_token_id",
-               f"a token id >= 0, None (never stop at one) or {MODEL_EOS!r} (the model config's)", eos)
+              f"a token id >= 0, None (never stop at one) or {MODEL_EOS!r} (the model config's)", eos)
         stop = self.stop_strings if self.stop_strings is not None else ()
-        stop = (stop,) if isinstance(stop, str) else stop
-        check(isinstance(stop, list | tuple) and all(isinstance(s, str) and s for s in stop), "stop_strings",
-               "a list of non-empty strings", self.stop_strings)
+        stop = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(stop, Iterable) else None
+        check(stop is not None and all(isinstance(s, str) and s for s in stop), "stop_strings",
+              "a list of non-empty strings", self.stop_strings)
         object.__setattr__(self, "top_k", k or None)
         object.__setattr__(self, "top_p", p if p is not None and p < 1 else None)
         object.__setattr__(self, "stop_strings", tuple(stop))
