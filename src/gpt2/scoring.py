@@ -278,15 +278,17 @@ def encode_texts(tokenizer, texts: Sequence[str], n_ctx: int, max_tokens: int | 
 
 
 @torch.inference_mode()
-def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int, batch_tokens: int = 2048
+def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int | None, batch_tokens: int = 2048
                ) -> Iterator[tuple[int, list[torch.Tensor]]]:
-    """(text index, [logits (T, V) under each model]) for every text read as GPT-2 reads a document,
-    conditioned on `bos` (<|endoftext|>): position t predicts ids[t], so every token is scored."""
+    """(text index, [logits (T, V) under each model]) for every text. With `bos` (<|endoftext|>), the text
+    is read as GPT-2 reads a document, conditioned on it: position t predicts ids[t], so every token is
+    scored. With `bos=None`, the text is read as it is (as Hugging Face code feeds a tokenized text):
+    position t predicts ids[t + 1], and the last position predicts what would follow the text."""
     for batch in batches_within([len(x) for x in ids], batch_tokens):
         width = len(ids[batch[0]])
         idx = torch.zeros(len(batch), width, dtype=torch.long)
         for r, i in enumerate(batch):
-            seq = [bos, *ids[i][:-1]]
+            seq = ids[i] if bos is None else [bos, *ids[i][:-1]]
             idx[r, : len(seq)] = torch.tensor(seq)
         logits = [logits_of(m, idx.to(model_device(m))) for m in models]
         for r, i in enumerate(batch):
