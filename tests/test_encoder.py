@@ -49,7 +49,8 @@ def backbone(tmp_path_factory):
 
 
 def trained(backbone) -> EncoderClassifierDetector:
-    det = make_detector("classifier", backbone=str(backbone), lr=3e-3, batch_size=4, max_epochs=6, device="cpu")
+    det = make_detector("encoder-classifier", backbone=str(backbone), lr=3e-3, batch_size=4, max_epochs=6,
+                        device="cpu")
     assert isinstance(det, EncoderClassifierDetector)
     return det.fit(HUMAN[:6], MACHINE[:6], valid=(HUMAN[6:], MACHINE[6:]))
 
@@ -127,7 +128,7 @@ def test_the_mapping_refuses_another_architecture(backbone):
 def test_cli_trains_evaluates_and_scores_with_a_backbone(backbone, tmp_path, capsys):
     for name, texts in (("real", HUMAN), ("fake", MACHINE)):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    assert main(["detect", "train", "--detector", "classifier", "--backbone", str(backbone), "--real",
+    assert main(["detect", "train", "--detector", "encoder-classifier", "--backbone", str(backbone), "--real",
                  str(tmp_path / "real.jsonl"), "--fake", str(tmp_path / "fake.jsonl"), "--epochs", "6", "--lr",
                  "3e-3", "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "det")]) == 0
     assert json.loads(capsys.readouterr().out)["detector"] == "encoder-classifier"
@@ -158,6 +159,17 @@ def test_the_server_reports_the_encoder_detectors_probability(backbone, tmp_path
 
 def test_without_transformers_the_error_names_the_extra(backbone, monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers now fails
-    det = make_detector("classifier", backbone=str(backbone))
+    det = make_detector("encoder-classifier", backbone=str(backbone))
     with pytest.raises(DetectorError, match=r"pip install 'gpt2\[detect\]'"):
         det.fit(HUMAN, MACHINE)
+
+
+def test_a_backbone_is_the_encoder_classifiers_not_a_silent_switch(backbone, tmp_path, capsys):
+    """`classifier` fine-tunes a GPT-2 checkpoint; asking it for an encoder backbone is an error that
+    names the detector that has one, in the library and on the command line."""
+    with pytest.raises(DetectorError, match=r"make_detector\('encoder-classifier', backbone="):
+        make_detector("classifier", backbone=str(backbone))
+    (tmp_path / "t.jsonl").write_text(json.dumps({"text": HUMAN[0]}) + "\n")
+    assert main(["detect", "train", "--detector", "classifier", "--backbone", str(backbone), "--real",
+                 str(tmp_path / "t.jsonl"), "--fake", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "d")]) == 2
+    assert "--detector encoder-classifier" in capsys.readouterr().err

@@ -15,6 +15,8 @@ from gpt2.checkpoint import load_tokenizer
 from gpt2.errors import ConfigError
 from gpt2.hardware import resolve_device, resolve_dtype
 from gpt2.model import GPT
+from gpt2.packing import pack_if_possible
+from gpt2.quantize import quantize_int8
 from gpt2.tokenizer import Tokenizer
 
 INT8 = "int8"  # weights only, float32 activations, CPU only (gpt2.quantize)
@@ -33,13 +35,9 @@ def load_for_inference(name: str | os.PathLike, device: str | torch.device | Non
     if dtype == INT8:
         if device.type != "cpu":
             raise ConfigError(f"--dtype int8 runs on the CPU only; got --device {device}")
-        from gpt2.quantize import quantize_int8
-
         model = quantize_int8(GPT.from_pretrained(name, device=device, dtype=torch.float32))
     else:
         model = GPT.from_pretrained(name, device=device, dtype=resolve_dtype(dtype, device))
     if pack:
-        from gpt2.packing import pack_if_possible
-
         model = pack_if_possible(model)
     return model, tokenizer

@@ -15,9 +15,11 @@ detectors:
   loglik, logrank, entropy, fast-detectgpt
                   zero-shot statistics under --model (calibrated on valid when given)
   binoculars      zero-shot: --model is the performer, --observer the observer (same tokenizer)
-  classifier      --model fine-tuned with a classification head (mean or last-token pooling); with
-                  --backbone roberta-base (or any encoder transformers loads): OpenAI's RoBERTa detector
-                  recipe (Adam 2e-5, batch 24, random windows of <= 128 tokens; needs gpt2[detect])
+  classifier      --model fine-tuned with a classification head (mean or last-token pooling)
+  encoder-classifier
+                  --backbone (default: roberta-base; any encoder transformers loads) fine-tuned with
+                  OpenAI's RoBERTa detector recipe (Adam 2e-5, batch 24, random windows of <= 128 tokens;
+                  needs gpt2[detect])
 
 examples:
   gpt2 detect train --detector tfidf --real webtext.train.jsonl --fake small-117M-k40.train.jsonl \\
@@ -26,7 +28,7 @@ examples:
   gpt2 detect score det/gltr "Some text to check"          probability + per-token GLTR ranks (JSON)
   gpt2 detect matrix --data-dir data --sources small-117M small-117M-k40 --detector tfidf --out reports/m
   gpt2 detect matrix --dataset openai --detector tfidf --limit-train 20000 --out reports/transfer
-  gpt2 detect train --detector classifier --backbone roberta-base --real webtext.train.jsonl \
+  gpt2 detect train --detector encoder-classifier --backbone roberta-base --real webtext.train.jsonl \
       --fake xl-1542M.train.jsonl --valid-real webtext.valid.jsonl --valid-fake xl-1542M.valid.jsonl --out det/rb
   gpt2 detect load-openai base --out det/openai-base    OpenAI's released RoBERTa detector, ready to use
   gpt2 serve --model gpt2 --detector det/openai-base    the page shows P(real) / P(fake) as you type
@@ -44,14 +46,14 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
                    help="tokens of each text to read (default: 256; classifier: 128)")
     p.add_argument("--min-df", type=int, default=None, help="tfidf: minimum document frequency (default: 5)")
     p.add_argument("--backbone", default=None, metavar="NAME_OR_DIR",
-                   help="classifier: fine-tune this encoder (roberta-base, roberta-large, a directory) instead "
-                   "of the GPT-2 --model")
+                   help="encoder-classifier: the encoder to fine-tune (roberta-base, the default; roberta-large; "
+                   "a directory)")
     p.add_argument("--pooling", choices=("mean", "last"), default=None,
                    help="classifier pooling (default: mean)")
-    p.add_argument("--epochs", type=int, default=None, help="classifier: most epochs (default: 5)")
-    p.add_argument("--lr", type=float, default=None, help="classifier: learning rate (default: 2e-5)")
+    p.add_argument("--epochs", type=int, default=None, help="classifiers: most epochs (default: 5)")
+    p.add_argument("--lr", type=float, default=None, help="classifiers: learning rate (default: 2e-5)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="classifier: batch size (default: 16; 24 with --backbone, as OpenAI's)")
+                   help="classifiers: batch size (default: 16; encoder-classifier 24, as OpenAI's)")
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default="auto",
                    help="scoring models' precision (default: auto = bf16 where the device multiplies it "
                    "natively, else fp32; the classifier trains in fp32 unless told otherwise)")
@@ -67,11 +69,13 @@ def _detector_options(args: argparse.Namespace) -> dict:
         return opts
     from gpt2.detection import DetectorError
 
-    if name == "classifier" and args.backbone:
-        opts.update(backbone=args.backbone, device=args.device)
+    if name == "encoder-classifier":
+        opts.update(device=args.device, **({"backbone": args.backbone} if args.backbone else {}))
+    elif args.backbone:
+        raise DetectorError(f"--backbone is the encoder that --detector encoder-classifier fine-tunes; "
+                            f"{name!r} reads the GPT-2 checkpoint --model")
     elif args.model is None:
-        raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR"
-                            + (" (or --backbone NAME_OR_DIR)" if name == "classifier" else ""))
+        raise DetectorError(f"detector {name!r} needs a scoring checkpoint: pass --model DIR")
     else:
         opts.update(model=args.model, device=args.device)
     if args.dtype != "auto" and "model" in opts:
@@ -82,9 +86,9 @@ def _detector_options(args: argparse.Namespace) -> dict:
         opts["observer"] = args.observer
     if name == "fast-detectgpt" and args.reference:
         opts["reference"] = args.reference
-    if name == "classifier":
-        for key, value in (("pooling", None if args.backbone else args.pooling), ("max_epochs", args.epochs),
-                           ("lr", args.lr), ("batch_size", args.batch_size)):
+    if name in ("classifier", "encoder-classifier"):
+        for key, value in (("pooling", args.pooling if name == "classifier" else None),
+                           ("max_epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)):
             if value is not None:
                 opts[key] = value
     return opts

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gpt2.commands._types import count
+from gpt2.training.config import DTYPES
+from gpt2.training.optim import OPTIMIZERS
 
 EPILOG = """\
 examples:
@@ -54,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="tokens per optimizer step over all processes; sets gradient accumulation "
                             "(default: batch-size x seq-len x processes)")
     opt = p.add_argument_group("optimizer (linear warmup, cosine decay)")
-    opt.add_argument("--optimizer", choices=["adamw", "muon"],
+    opt.add_argument("--optimizer", choices=OPTIMIZERS,
                      help="adamw (default; nanoGPT's and llm.c's choice for GPT-2), or muon: Muon on the blocks' "
                      "matrices, AdamW on embeddings, biases and gains, both at --lr (Moonshot's scaling)")
     opt.add_argument("--lr", type=float, help="peak learning rate (default: 6e-4)")
@@ -66,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--beta2", type=float, help="default: 0.95")
     opt.add_argument("--grad-clip", type=float, help="max global gradient norm, 0 = off (default: 1.0)")
     run_ = p.add_argument_group("compute, evaluation, checkpoints")
-    run_.add_argument("--dtype", choices=["auto", "bf16", "fp32"],
+    run_.add_argument("--dtype", choices=DTYPES,
                       help="bf16 autocast or fp32 (default: auto = bf16 where the device multiplies it "
                       "natively: CUDA compute capability >= 8.0, AMX or AVX512-BF16 CPUs; `gpt2 info --machine` "
                       "tells)")

@@ -17,6 +17,7 @@ import numpy as np
 from gpt2.data.documents import TXT_SPLITS, expand_inputs, read_documents
 from gpt2.errors import DataError
 from gpt2.files import atomic_write_text, file_sha256, fsync_dir
+from gpt2.tokenizer import Tokenizer
 
 MANIFEST = "manifest.json"
 TOKENIZER_DIR = "tokenizer"
@@ -180,8 +181,6 @@ def prepare(
     they go. Only a text file that is one document (txt_split="file") is read whole; split it by
     paragraph or line, or use .jsonl, for files larger than memory.
     """
-    from gpt2.tokenizer import Tokenizer
-
     check_settings(val_fraction, shard_tokens)
     if txt_split not in TXT_SPLITS:
         raise DataError(f"txt_split must be one of {', '.join(TXT_SPLITS)}, got {txt_split!r}")

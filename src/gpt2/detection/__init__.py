@@ -7,8 +7,8 @@
 
 Detectors (`DETECTORS`): `tfidf` (OpenAI's baseline), `gltr` (rank-bucket features + logistic regression),
 the zero-shot `loglik`, `logrank`, `entropy`, `fast-detectgpt`, `binoculars`, `classifier` (a fine-tuned
-GPT-2) and `encoder-classifier` (a fine-tuned RoBERTa or other encoder, as OpenAI's released detector;
-`make_detector("classifier", backbone="roberta-base")` makes one). All but tfidf and the encoder need a
+GPT-2) and `encoder-classifier` (a fine-tuned RoBERTa or other encoder, as OpenAI's released detector:
+`make_detector("encoder-classifier", backbone="roberta-base")`). All but tfidf and the encoder need a
 scoring checkpoint (`model=`); binoculars also `observer=`.
 """
 
@@ -45,9 +45,10 @@ def make_detector(name: str, **options: Any) -> Detector:
     """A new detector by name; options go to its constructor (model=, observer=, max_tokens=, ...)."""
     if name not in DETECTORS:
         raise DetectorError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
-    if name == "classifier" and options.get("backbone"):  # an encoder backbone, not a GPT-2 checkpoint
-        name = EncoderClassifierDetector.name
-        options = {k: v for k, v in options.items() if k not in ("model", "pooling", "dtype")}
+    if name == ClassifierDetector.name and options.get("backbone") is not None:
+        raise DetectorError(f"the {name!r} detector fine-tunes a GPT-2 checkpoint (model=); an encoder "
+                            f"backbone is the {EncoderClassifierDetector.name!r} detector: make_detector("
+                            f"{EncoderClassifierDetector.name!r}, backbone={options['backbone']!r})")
     try:
         return DETECTORS[name](**options)
     except TypeError as e:

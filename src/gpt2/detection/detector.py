@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -129,30 +129,3 @@ def check_training_data(real: Sequence[str], fake: Sequence[str], what: str = "t
         raise DataError(f"{what} data needs both human and machine texts; got {len(real)} human and "
                         f"{len(fake)} machine")
 
-
-def train_epochs(train_epoch: Callable[[int], float], validate: Callable[[], tuple[float, float]] | None,
-                 snapshot: Callable[[], Any], restore: Callable[[Any], None], max_epochs: int,
-                 patience: int) -> dict[str, Any]:
-    """The fine-tuning loop the classifiers share: `train_epoch(epoch)` returns the mean training loss;
-    after each epoch `validate()` gives (valid loss, valid accuracy), and the best epoch (accuracy, then
-    loss) is kept (`snapshot` / `restore`); training stops after `patience` epochs without improvement.
-    Without `validate` every epoch runs and the last one stays. Returns the detector's `info`."""
-    history: list[dict[str, Any]] = []
-    best, best_state, stale = None, None, 0
-    for epoch in range(1, max_epochs + 1):
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": train_epoch(epoch)}
-        if validate is not None:
-            record["valid_loss"], record["valid_accuracy"] = validate()
-            key = (record["valid_accuracy"], -record["valid_loss"])
-            if best is None or key > best:
-                best, stale, record["best"] = key, 0, True
-                best_state = snapshot()
-            else:
-                stale += 1
-        history.append(record)
-        if validate is not None and stale >= patience:
-            break
-    if best_state is not None:
-        restore(best_state)
-    return {"epochs": history, "best_epoch": max((h["epoch"] for h in history if h.get("best")),
-                                                 default=len(history))}

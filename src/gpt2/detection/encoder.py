@@ -4,8 +4,8 @@ Training follows OpenAI's detector/train.py (Solaiman et al., 2019): `AutoModelF
 with two labels in OpenAI's order (0 = machine, "fake"; 1 = human, "real"), Adam at 2e-5 without weight
 decay, batches of 24, each text a random window of at most 128 tokens (of random length, at least 10, as
 with its --random-sequence-length) between the tokenizer's special tokens. Scoring reads each text whole,
-up to the encoder's context, as OpenAI's server does. After every epoch the valid accuracy (then loss) picks
-the best epoch; training stops after `patience` epochs without improvement.
+up to the encoder's context, as OpenAI's server does. The loop (best epoch on valid, early stopping) is
+finetuned.py's.
 
 `load_openai` turns OpenAI's released `detector-base.pt` / `detector-large.pt` (transformers 2.x's
 RobertaForSequenceClassification) into such a detector: current transformers has no pooler in this model and
@@ -18,7 +18,6 @@ is needed for this detector only: `pip install 'gpt2[detect]'`.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2.detection.detector import Detector, DetectorError, Valid, check_training_data, train_epochs
-from gpt2.hardware import resolve_device
+from gpt2.data.download import cache_path, download
+from gpt2.detection.detector import DetectorError
+from gpt2.detection.finetuned import FineTunedDetector
+from gpt2.files import file_sha256
 
 MACHINE, HUMAN = 0, 1  # OpenAI's label order: softmax(logits)[0] is P(fake), [1] is P(real)
 ENCODER_DIR = "encoder"
@@ -48,23 +50,29 @@ def transformers_module():
     return transformers
 
 
-class EncoderClassifierDetector(Detector):
+class EncoderClassifierDetector(FineTunedDetector):
     name = "encoder-classifier"
+    human_label, machine_label = HUMAN, MACHINE
+    logit_shape = (2,)  # OpenAI's two labels
+    weights_dir = ENCODER_DIR
 
     def __init__(self, backbone: str = "roberta-base", *, max_tokens: int = 128, lr: float = 2e-5,
                  weight_decay: float = 0.0, batch_size: int = 24, max_epochs: int = 5, patience: int = 2,
                  seed: int = 0, device: str = "auto") -> None:
-        super().__init__()
-        self.backbone, self.max_tokens, self.lr, self.weight_decay = str(backbone), max_tokens, lr, weight_decay
-        self.batch_size, self.max_epochs, self.patience, self.seed = batch_size, max_epochs, patience, seed
-        self.device = resolve_device(device)
-        self.model = self.tokenizer = None
-        self.progress = False
+        super().__init__(max_tokens=max_tokens, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+                         max_epochs=max_epochs, patience=patience, seed=seed, device=device)
+        self.backbone = str(backbone)
+        self.model: nn.Module | None = None  # transformers' AutoModelForSequenceClassification
 
     def config(self) -> dict[str, Any]:
-        return {"backbone": self.backbone, "max_tokens": self.max_tokens, "lr": self.lr,
-                "weight_decay": self.weight_decay, "batch_size": self.batch_size, "max_epochs": self.max_epochs,
-                "patience": self.patience, "seed": self.seed}
+        return {"backbone": self.backbone, **super().config()}
+
+    @property
+    def network(self) -> nn.Module | None:
+        return self.model
+
+    def _pretrained(self) -> str:
+        return self.backbone
 
     def _load(self, path: str | os.PathLike) -> None:
         t = transformers_module()
@@ -75,6 +83,10 @@ class EncoderClassifierDetector(Detector):
             raise DetectorError(f"{path}: cannot load an encoder and its tokenizer with transformers' Auto "
                                 f"classes ({type(e).__name__}: {str(e)[:200]})") from None
         self.model.to(self.device).eval()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """Adam, as OpenAI's detector/train.py (weight decay 0 unless asked, on every parameter)."""
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     @property
     def context(self) -> int:
@@ -116,84 +128,24 @@ class EncoderClassifierDetector(Detector):
             idx[r, : len(ids)], mask[r, : len(ids)] = torch.tensor(ids), 1
         return self.model(input_ids=idx.to(self.device), attention_mask=mask.to(self.device)).logits.float()
 
-    @torch.inference_mode()
-    def _predict_logits(self, encoded: list[list[int]]) -> np.ndarray:
-        self.model.eval()
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        out = np.empty((len(encoded), 2))
-        for a in range(0, len(order), self.batch_size):
-            batch = order[a : a + self.batch_size]
-            out[batch] = self._logits([self._window(encoded[i], None) for i in batch]).cpu().numpy()
-        return out
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
 
-    # ---- training ----
+    def _says_machine(self, z: np.ndarray) -> np.ndarray:
+        return z.argmax(1) == MACHINE
 
-    def fit(self, real: Sequence[str], fake: Sequence[str], valid: Valid | None = None
-            ) -> EncoderClassifierDetector:
-        check_training_data(real, fake)
-        if valid is not None:
-            check_training_data(*valid, what="valid")
-        torch.manual_seed(self.seed)
-        self._load(self.backbone)
-        rng = np.random.default_rng(self.seed)
-        encoded = self._encode(list(real) + list(fake))
-        labels = np.r_[np.full(len(real), HUMAN), np.full(len(fake), MACHINE)]
-        checked = None if valid is None else (self._encode(list(valid[0]) + list(valid[1])),
-                                             np.r_[np.full(len(valid[0]), HUMAN), np.full(len(valid[1]), MACHINE)])
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-        def validate() -> tuple[float, float]:
-            z = self._predict_logits(checked[0])
-            loss = float(F.cross_entropy(torch.from_numpy(z), torch.from_numpy(checked[1])))
-            return loss, float(np.mean(z.argmax(1) == checked[1]))
-
-        self.info = train_epochs(lambda epoch: self._epoch(encoded, labels, optimizer, rng, epoch),
-                                 None if checked is None else validate,
-                                 lambda: copy.deepcopy(self.model.state_dict()), self.model.load_state_dict,
-                                 self.max_epochs, self.patience)
-        self.info["train_texts"] = len(encoded)
-        self.model.eval()
-        return self
-
-    def _epoch(self, encoded: list[list[int]], labels: np.ndarray, optimizer, rng: np.random.Generator,
-               epoch: int) -> float:
-        """One pass over the shuffled training texts; returns the mean loss."""
-        from tqdm.auto import tqdm
-
-        self.model.train()
-        order, total = rng.permutation(len(encoded)), 0.0
-        for a in tqdm(range(0, len(order), self.batch_size), desc=f"epoch {epoch}", disable=not self.progress):
-            batch = order[a : a + self.batch_size]
-            logits = self._logits([self._window(encoded[i], rng) for i in batch])
-            loss = F.cross_entropy(logits, torch.as_tensor(labels[batch], device=logits.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        return total / len(order)
-
-    def score(self, texts: Sequence[str]) -> np.ndarray:
-        """P(machine) of each text: softmax over the two labels, OpenAI's "fake" probability."""
-        if self.model is None:
-            raise DetectorError("the encoder classifier is not trained; call fit() or load()")
-        z = self._predict_logits(self._encode(texts))
-        z -= z.max(1, keepdims=True)
+    def _probability(self, z: np.ndarray) -> np.ndarray:
+        """Softmax over the two labels, OpenAI's "fake" probability."""
+        z = z - z.max(1, keepdims=True)
         p = np.exp(z)
         return p[:, MACHINE] / p.sum(1)
 
     # ---- files ----
 
     def _save_files(self, directory: Path) -> None:
-        if self.model is None:
-            raise DetectorError("the encoder classifier is not trained; nothing to save")
+        self._trained("nothing to save")
         self.model.save_pretrained(directory / ENCODER_DIR)
         self.tokenizer.save_pretrained(directory / ENCODER_DIR)
-
-    @classmethod
-    def _from_files(cls, directory: Path, config: dict[str, Any]) -> EncoderClassifierDetector:
-        det = cls(**config)
-        det._load(directory / ENCODER_DIR)
-        return det
 
 
 # ---- OpenAI's released detectors ----
@@ -224,9 +176,6 @@ def load_openai(size: str, out: str | os.PathLike, *, checkpoint: str | os.PathL
     checkpoint: a local detector-{size}.pt (default: downloaded once into the cache, gpt2.data.download).
     config / tokenizer: the architecture and tokenizer to load it into (default: roberta-base or
     roberta-large from the Hugging Face hub)."""
-    from gpt2.data.download import cache_path, download
-    from gpt2.files import file_sha256
-
     if size not in OPENAI_BACKBONES:
         raise DetectorError(f"OpenAI released detectors 'base' and 'large'; got {size!r}")
     url = OPENAI_URL.format(size=size)

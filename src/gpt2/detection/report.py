@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt2.detection import metrics
+from gpt2.detection import make_detector, metrics
 from gpt2.detection.data import Texts, labelled, read_texts, real_data_splits
 from gpt2.detection.detector import Detector
 from gpt2.errors import DataError
@@ -183,8 +183,6 @@ def real_data_benchmark(
     """Train and evaluate every detector on the gpt2-output subsets (`data.real_data_splits`), beside
     OpenAI's published TF-IDF figure. Detectors that need a checkpoint are skipped without `model`;
     binoculars also needs `observer`, encoder-classifier a `backbone` (an encoder transformers loads)."""
-    from gpt2.detection import make_detector
-
     splits = real_data_splits(data_dir, protocol, limit)
     train, valid, test = splits["train"], splits["valid"], splits["test"]
     results: list[dict[str, Any]] = []

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from gpt2.errors import DataError
+from gpt2.hardware import auto_dtype, dtype_name, resolve_device
+from gpt2.inference import load_for_inference
 from gpt2.scoring import POSITION_CHUNK, context_length, encode_texts, row_logits
 
 
@@ -161,8 +163,6 @@ class Scorer:
 def used_dtype(dtype: str, device: str) -> str:
     """The dtype `auto` stands for on this machine: what a detector's detector.json records, so that a
     threshold calibrated in one dtype is applied in that dtype elsewhere."""
-    from gpt2.hardware import auto_dtype, dtype_name, resolve_device
-
     return dtype_name(auto_dtype(resolve_device(device))) if dtype == "auto" else dtype
 
 
@@ -173,8 +173,6 @@ _MODELS: dict[tuple, object] = {}
 def load_model(path: str, device: str = "auto", dtype: str = "auto"):
     """A checkpoint loaded once per (path, device, dtype) in this process, for scoring only (packed on CPU:
     see gpt2.inference)."""
-    from gpt2.inference import load_for_inference
-
     key = (str(path), device, dtype)
     if key not in _MODELS:
         _MODELS[key] = load_for_inference(path, device=device, dtype=dtype)
