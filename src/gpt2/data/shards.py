@@ -9,10 +9,12 @@ import shutil
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from gpt2.data.documents import TXT_SPLITS, expand_inputs, read_documents
 from gpt2.errors import DataError
@@ -132,8 +134,6 @@ def encode_chunks(chunks: Iterator[list[str]], tok, workers: int
     tiktoken releases the GIL while it encodes, and ids need no pickling. One chunk per task amortises the
     per-task cost that would dominate for short documents; at most 2 chunks per thread are in flight, so
     memory stays bounded however large the corpus is."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def encode(texts: list[str]) -> tuple[list[str], list[list[int]]]:
         return texts, [tok.encode(t) for t in texts]
 
@@ -205,9 +205,6 @@ def _write(files: list[Path], tok, tokenizer_name: str, out: Path, *, shard_toke
     sink = ShardSink(out, tok, shard_tokens, seed, val_fraction)
     inputs: list[dict[str, Any]] = []
     workers = workers or os.cpu_count() or 1
-
-    from tqdm import tqdm
-
     total_bytes = sum(p.stat().st_size for p in files)
     with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:

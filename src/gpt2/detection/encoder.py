@@ -43,7 +43,7 @@ MIN_TRAIN_TOKENS = 10  # OpenAI's min_sequence_length with --random-sequence-len
 def transformers_module():
     """transformers, or a DetectorError that names the extra to install."""
     try:
-        import transformers
+        import transformers  # lazy: an optional dependency (gpt2[detect]), and seconds to import
     except ImportError:
         raise DetectorError("this detector runs on transformers, which is not installed; install it with "
                             "`pip install 'gpt2[detect]'` (or `pip install transformers`)") from None

@@ -140,7 +140,7 @@ def _pct(f: float) -> str:
 def plot_roc(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
              title: str = "ROC") -> Path:
     """Write ROC curves {label: (fpr, tpr)} as a PNG (linear and log-FPR panels)."""
-    import matplotlib
+    import matplotlib  # lazy: about half a second to import, and only reports draw
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

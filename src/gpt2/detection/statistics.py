@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from gpt2.errors import DataError
 from gpt2.hardware import auto_dtype, dtype_name, resolve_device
@@ -85,8 +86,6 @@ def token_stats(
     """Per-token statistics of each text under `model`. `reference` (Fast-DetectGPT's sampling model)
     replaces p by q in the expected log-prob and its variance; `observer` (Binoculars) adds the
     cross-entropy -sum q log p between the observer's q and `model`'s p. All models share `tokenizer`."""
-    from tqdm.auto import tqdm
-
     n_ctx = min(context_length(m) for m in (model, reference, observer) if m is not None)
     for m in (reference, observer):
         if m is not None and m.config.vocab_size != model.config.vocab_size:

@@ -26,7 +26,7 @@ def fit_logistic(x, y: np.ndarray, valid: tuple[Any, np.ndarray] | None, cs: Seq
     """Logistic regression with C picked as the baseline picks it: one fit on (x, y) per C in `cs`, the best
     accuracy on `valid` = (x, y) winning (the first on ties); C = 1 without valid data. `options` go to
     sklearn's LogisticRegression. Returns (C, the fitted model, valid accuracy by C)."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn is slow to import
 
     best, scores = None, {}
     for c in [1.0] if valid is None else cs:
@@ -53,7 +53,7 @@ class TfidfDetector(Detector):
         return {"min_df": self.min_df, "max_features": self.max_features, "cs": self.cs}
 
     def _vectorizer(self, vocabulary=None):
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.feature_extraction.text import TfidfVectorizer  # lazy: slow to import
 
         return TfidfVectorizer(ngram_range=(1, 2), min_df=self.min_df, max_features=self.max_features,
                                vocabulary=vocabulary)

@@ -78,6 +78,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     """Train and validation loss against tokens seen, written atomically as a PNG."""
+    # lazy: matplotlib takes about half a second to import, and only runs that draw need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
