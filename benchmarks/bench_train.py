@@ -38,9 +38,10 @@ from _pair import hf_twin
 from transformers import GPT2LMHeadModel
 
 from gpt2.config import GPTConfig
+from gpt2.hardware import peak_flops
 from gpt2.model import GPT
 from gpt2.training.memory import retain_freed_memory
-from gpt2.training.metrics import flops_per_token, peak_flops
+from gpt2.training.metrics import flops_per_token
 from gpt2.training.optim import make_optimizer
 
 LR, GRAD_CLIP = 6e-4, 1.0

@@ -1,6 +1,6 @@
 """A small RoBERTa with random weights and a byte-level BPE vocabulary trained on given texts: the stand-in
 for roberta-base where its pretrained weights cannot be downloaded (this workplace), for
-`gpt2 detect train --detector classifier --backbone DIR` and `gpt2 detect benchmark --backbone DIR`.
+`gpt2 detect train --detector encoder-classifier --backbone DIR` and `gpt2 detect benchmark --backbone DIR`.
 
     .venv/bin/python benchmarks/tiny_encoder.py --texts ../shared/data/gpt2-output/webtext.subset.jsonl \\
         --out runs/tiny-roberta
