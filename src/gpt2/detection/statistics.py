@@ -1,7 +1,17 @@
 """Per-token statistics of texts under a scoring language model: what GLTR and the zero-shot detectors read.
 
-Each text is scored as GPT-2 reads a document: conditioned on <|endoftext|>, so every token of the text
-(up to `max_tokens`, and at most the model's context) is predicted and scored. Rows of a batch are
+Two conventions, as the detectors' published code reads a text (docs/detection.md):
+
+`document`  as GPT-2 reads a document: conditioned on <|endoftext|>, so every token of the text (up to
+            `max_tokens`, and at most the model's context) is predicted and scored. GLTR's code does this,
+            and DetectGPT's OpenAI path (the prompt "<|endoftext|>" + text, echo's log-probs after it).
+`hf`        the text as Hugging Face code feeds a tokenized text: no <|endoftext|> (GPT-2's tokenizer adds
+            none), so the first token is context only and tokens 2..T are scored. DetectGPT's,
+            Fast-DetectGPT's and Binoculars' code do this. Binoculars' x-ppl, as its code computes it, also
+            averages the position after the last token, and leaves out every position whose input id is
+            the pad id (pad = eos = <|endoftext|> for GPT-2): `TokenStats.cross_entropy_all`.
+
+Rows of a batch are
 right-padded (attention is causal, so a real token never sees the padding after it). Works with this
 project's `GPT` and with transformers' `GPT2LMHeadModel` (the logits come from gpt2.scoring).
 Log-softmax runs in float32 whatever the model's dtype; sums over tokens are float64.
@@ -34,14 +44,26 @@ class TokenStats:
     expected_logprob: np.ndarray  # E_{v~q_t}[log p_t(v)], q = the reference model (p itself by default)
     var_logprob: np.ndarray  # Var_{v~q_t}[log p_t(v)]
     cross_entropy: np.ndarray | None = None  # -sum_v q_t(v) log p_t(v) with q = a second (observer) model
+    # hf convention only: the cross-entropy at every input position whose input is not <|endoftext|>, the
+    # one after the last token included (Binoculars' code's x-ppl positions); None in the document convention
+    cross_entropy_all: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
+CONVENTIONS = ("document", "hf")
+
+
+def _cross_entropy(observer: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """-sum_v q(v) log p(v) per position, q = softmax of the observer's logits."""
+    return -torch.linalg.vecdot(F.softmax(observer.float(), dim=-1), logp)
+
+
 def _stats(logits: torch.Tensor, ids: list[int], reference: torch.Tensor | None,
            observer: torch.Tensor | None) -> TokenStats:
-    """Statistics of one text from its logits (T, V) (+ a reference's and an observer's).
+    """Statistics of the tokens `ids` from the logits (len(ids), V) that predict them (+ a reference's and
+    an observer's at the same positions).
 
     Every full-vocabulary pass counts on CPU (memory-bound), so products are shared and sums fused
     (`vecdot`); with no reference, E_p[log p] is minus the entropy."""
@@ -64,7 +86,7 @@ def _stats(logits: torch.Tensor, ids: list[int], reference: torch.Tensor | None,
         parts["mu"].append(mu)
         parts["var"].append((second - mu.square()).clamp(min=0))
         if observer is not None:
-            parts["xent"].append(-torch.linalg.vecdot(F.softmax(observer[a:b].float(), dim=-1), logp))
+            parts["xent"].append(_cross_entropy(observer[a:b], logp))
     # Copies: numpy views of these small tensors were seen to keep ~20 MB per text alive (full-vocabulary
     # buffers), which added up to gigabytes over a dataset.
     cat = {k: torch.cat(v).double().cpu().numpy().copy() for k, v in parts.items() if v}
@@ -82,23 +104,41 @@ def token_stats(
     observer=None,
     batch_tokens: int = 2048,
     progress: bool = False,
+    convention: str = "document",
 ) -> list[TokenStats]:
-    """Per-token statistics of each text under `model`. `reference` (Fast-DetectGPT's sampling model)
-    replaces p by q in the expected log-prob and its variance; `observer` (Binoculars) adds the
-    cross-entropy -sum q log p between the observer's q and `model`'s p. All models share `tokenizer`."""
+    """Per-token statistics of each text under `model`, in `convention` (see the module doc). `reference`
+    (Fast-DetectGPT's sampling model) replaces p by q in the expected log-prob and its variance; `observer`
+    (Binoculars) adds the cross-entropy -sum q log p between the observer's q and `model`'s p. All models
+    share `tokenizer`."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; got {convention!r}")
     n_ctx = min(context_length(m) for m in (model, reference, observer) if m is not None)
     for m in (reference, observer):
         if m is not None and m.config.vocab_size != model.config.vocab_size:
             raise DataError(f"the models' vocabularies differ ({model.config.vocab_size} vs "
                             f"{m.config.vocab_size} ids); they must share one tokenizer")
     ids = encode_texts(tokenizer, texts, n_ctx, max_tokens)
+    hf = convention == "hf"
+    short = [i for i, x in enumerate(ids) if hf and len(x) < 2]
+    if short:
+        raise DataError(f"text {short[0]} has one token; the hf convention scores from the second token on, "
+                        "so a text needs two tokens (or use the document convention)")
     models = [m for m in (model, reference, observer) if m is not None]
     out: list[TokenStats | None] = [None] * len(ids)
     bar = tqdm(total=len(ids), desc="scoring", unit="text", disable=not progress)
-    for i, logits in row_logits(models, ids, tokenizer.eot_token_id, batch_tokens):
+    eot = tokenizer.eot_token_id
+    for i, logits in row_logits(models, ids, None if hf else eot, batch_tokens):
         ref = logits[1] if reference is not None else None
         obs = logits[-1] if observer is not None else None
-        out[i] = _stats(logits[0], ids[i], ref, obs)
+        if not hf:
+            out[i] = _stats(logits[0], ids[i], ref, obs)
+        else:  # position t predicts token t + 1: the last position predicts nothing of the text
+            cut = (lambda x: x[:-1] if x is not None else None)
+            out[i] = stats = _stats(logits[0][:-1], ids[i][1:], cut(ref), cut(obs))
+            if obs is not None:
+                last = _cross_entropy(obs[-1:], F.log_softmax(logits[0][-1:].float(), dim=-1))
+                every = np.r_[stats.cross_entropy, last.double().cpu().numpy()]
+                stats.cross_entropy_all = every[np.asarray(ids[i]) != eot]
         bar.update(1)
     bar.close()
     return out  # type: ignore[return-value]
@@ -128,12 +168,21 @@ def sampling_discrepancy(s: TokenStats) -> float:
     return float((s.logprob.sum() - s.expected_logprob.sum()) / np.sqrt(max(s.var_logprob.sum(), 1e-12)))
 
 
-def binoculars(s: TokenStats) -> float:
+XPPL_POSITIONS = ("all", "scored")
+
+
+def binoculars(s: TokenStats, xppl: str = "all") -> float:
     """Binoculars (Hans et al. 2024): log-perplexity under the performer over the observer/performer
-    cross-perplexity. Lower = machine; needs `token_stats(performer, ..., observer=observer)`."""
+    cross-perplexity. Lower = machine; needs `token_stats(performer, ..., observer=observer)`.
+    `xppl="all"` averages the cross-entropy where the authors' code does (in the hf convention: every
+    non-pad input position, the one after the last token included); `"scored"` over the log-perplexity's
+    own positions."""
     if s.cross_entropy is None:
         raise ValueError("binoculars needs token_stats(..., observer=...)")
-    return float(-s.logprob.mean() / s.cross_entropy.mean())
+    if xppl not in XPPL_POSITIONS:
+        raise ValueError(f"xppl must be one of {', '.join(XPPL_POSITIONS)}; got {xppl!r}")
+    cross = s.cross_entropy_all if xppl == "all" and s.cross_entropy_all is not None else s.cross_entropy
+    return float(-s.logprob.mean() / cross.mean())
 
 
 # ---- scoring models, loaded once per process ----
@@ -143,10 +192,10 @@ class Scorer:
     statistics memoised so that several detectors over the same texts run the model once."""
 
     def __init__(self, model, tokenizer, *, reference=None, observer=None, max_tokens: int | None = None,
-                 batch_tokens: int = 2048) -> None:
+                 batch_tokens: int = 2048, convention: str = "document") -> None:
         self.model, self.tokenizer = model, tokenizer
         self.reference, self.observer = reference, observer
-        self.max_tokens, self.batch_tokens = max_tokens, batch_tokens
+        self.max_tokens, self.batch_tokens, self.convention = max_tokens, batch_tokens, convention
         self._memo: dict[str, TokenStats] = {}
 
     def stats(self, texts: Sequence[str], progress: bool = False) -> list[TokenStats]:
@@ -154,7 +203,7 @@ class Scorer:
         if todo:
             new = token_stats(self.model, self.tokenizer, todo, max_tokens=self.max_tokens,
                               reference=self.reference, observer=self.observer,
-                              batch_tokens=self.batch_tokens, progress=progress)
+                              batch_tokens=self.batch_tokens, progress=progress, convention=self.convention)
             self._memo.update(zip(todo, new, strict=True))
         return [self._memo[t] for t in texts]
 
@@ -180,9 +229,10 @@ def load_model(path: str, device: str = "auto", dtype: str = "auto"):
 
 def get_scorer(model: str, *, reference: str | None = None, observer: str | None = None,
                max_tokens: int | None = None, device: str = "auto", dtype: str = "auto",
-               batch_tokens: int = 2048) -> Scorer:
+               batch_tokens: int = 2048, convention: str = "document") -> Scorer:
     """The process-wide `Scorer` for these checkpoints and settings."""
-    key = (str(model), reference and str(reference), observer and str(observer), max_tokens, device, dtype)
+    key = (str(model), reference and str(reference), observer and str(observer), max_tokens, device, dtype,
+           convention)
     if key not in _SCORERS:
         m, tok = load_model(model, device, dtype)
         extra = {}
@@ -193,5 +243,6 @@ def get_scorer(model: str, *, reference: str | None = None, observer: str | None
                     raise DataError(f"{path}: its tokenizer differs from {model}'s; the {role} model must "
                                     "share the scoring model's tokenizer")
                 extra[role] = other
-        _SCORERS[key] = Scorer(m, tok, max_tokens=max_tokens, batch_tokens=batch_tokens, **extra)
+        _SCORERS[key] = Scorer(m, tok, max_tokens=max_tokens, batch_tokens=batch_tokens, convention=convention,
+                               **extra)
     return _SCORERS[key]

@@ -8,6 +8,13 @@
 | `fast-detectgpt` | analytic sampling discrepancy (sampling model: `reference` or the scorer) | Bao 2023 |
 | `binoculars` | minus log-PPL(performer) / X-PPL(observer, performer) | Hans et al. 2024 |
 
+Each reads the text as its authors' code does (`convention`, see gpt2.detection.statistics and
+docs/detection.md): `hf` (no <|endoftext|>, the first token context only) for all five by default, as
+DetectGPT's, Fast-DetectGPT's and Binoculars' Hugging Face code; `document` (conditioned on <|endoftext|>,
+every token scored) as DetectGPT's OpenAI path and GLTR. Binoculars' x-ppl averages where its code does
+(`xppl="all"`), or over the log-perplexity's positions (`xppl="scored"`). Detectors saved before these
+options existed load with the convention they were calibrated in (`document`, `scored`).
+
 `score` maps the statistic s to P(machine) = sigmoid((s - center) / scale). `fit` (optional) calibrates
 on the valid texts when given, else on the texts passed: center = the accuracy-maximising threshold,
 scale = the statistic's standard deviation; so `threshold` stays 0.5. Uncalibrated, center and scale are
@@ -36,11 +43,16 @@ class ZeroShotDetector(Detector):
     sign: ClassVar[float] = 1.0  # statistic * sign = higher-is-machine
     default_center: ClassVar[float] = 0.0
     default_scale: ClassVar[float] = 1.0
+    default_convention: ClassVar[str] = "hf"
 
     def __init__(self, model: str, *, max_tokens: int | None = 256, device: str = "auto",
                  dtype: str = "auto", batch_tokens: int = 2048, center: float | None = None,
-                 scale: float | None = None, **models: str | None) -> None:
+                 scale: float | None = None, convention: str | None = None, **models: str | None) -> None:
         super().__init__()
+        self.convention = convention or self.default_convention
+        if self.convention not in statistics.CONVENTIONS:
+            raise DetectorError(f"{self.name}: convention must be one of {', '.join(statistics.CONVENTIONS)}; "
+                                f"got {self.convention!r}")
         self.model = str(model)
         self.models = {k: (str(v) if v is not None else None) for k, v in models.items()}
         self.max_tokens, self.device, self.dtype, self.batch_tokens = max_tokens, device, dtype, batch_tokens
@@ -51,19 +63,22 @@ class ZeroShotDetector(Detector):
     def config(self) -> dict[str, Any]:
         return {"model": self.model, **self.models, "max_tokens": self.max_tokens,
                 "dtype": statistics.used_dtype(self.dtype, self.device), "batch_tokens": self.batch_tokens,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale, "convention": self.convention}
 
     @classmethod
     def _from_files(cls, directory: Path, config: dict[str, Any]) -> Detector:
-        return cls(**config)
+        return cls(**{"convention": "document", **config})  # saved before conventions: calibrated so
 
     def scorer(self) -> statistics.Scorer:
         return statistics.get_scorer(self.model, max_tokens=self.max_tokens, device=self.device, dtype=self.dtype,
-                             batch_tokens=self.batch_tokens, **self.models)
+                             batch_tokens=self.batch_tokens, convention=self.convention, **self.models)
+
+    def statistic_of(self, stats: statistics.TokenStats) -> float:
+        return type(self).statistic(stats)
 
     def statistics(self, texts: Sequence[str]) -> np.ndarray:
         """The raw statistic of each text (e.g. the Binoculars score itself), unoriented."""
-        return np.array([type(self).statistic(s) for s in self.scorer().stats(texts, self.progress)])
+        return np.array([self.statistic_of(s) for s in self.scorer().stats(texts, self.progress)])
 
     def oriented(self, texts: Sequence[str]) -> np.ndarray:
         return self.sign * self.statistics(texts)
@@ -122,7 +137,21 @@ class Binoculars(ZeroShotDetector):
     sign = -1.0  # lower Binoculars score = machine
     default_center, default_scale = -0.9015310749276843, 0.05
 
-    def __init__(self, model: str, *, observer: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, model: str, *, observer: str | None = None, xppl: str = "all", **kwargs: Any) -> None:
         if observer is None:
             raise DetectorError("binoculars needs two checkpoints: the performer (model) and the observer")
+        if xppl not in statistics.XPPL_POSITIONS:
+            raise DetectorError(f"binoculars: xppl must be one of {', '.join(statistics.XPPL_POSITIONS)}; "
+                                f"got {xppl!r}")
         super().__init__(model, observer=observer, **kwargs)
+        self.xppl = xppl
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "xppl": self.xppl}
+
+    @classmethod
+    def _from_files(cls, directory: Path, config: dict[str, Any]) -> Detector:
+        return super()._from_files(directory, {"xppl": "scored", **config})
+
+    def statistic_of(self, stats: statistics.TokenStats) -> float:
+        return statistics.binoculars(stats, self.xppl)
