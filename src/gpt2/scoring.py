@@ -296,24 +296,35 @@ def row_logits(models: Sequence, ids: Sequence[list[int]], bos: int | None, batc
 
 
 @torch.inference_mode()
-def token_ranks(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: int | None = None
-                ) -> list[dict]:
+def token_ranks(model, tokenizer, text: str, *, top_k: int = 5, max_tokens: int | None = None,
+                stride: int | None = None) -> list[dict]:
     """Each token of `text` with its rank and probability under `model` and the `top_k` most likely
     tokens at its position (GLTR, Gehrmann et al. 2019): [{token, id, rank, prob, top_k: [{token, id,
-    prob}]}]. `token` is the token's text (a cut UTF-8 character shows as U+FFFD)."""
-    (ids,) = encode_texts(tokenizer, [text], context_length(model), max_tokens)
-    ((_, (logits,)),) = list(row_logits([model], [ids], tokenizer.eot_token_id))
+    prob}]}]. `token` is the token's text (a cut UTF-8 character shows as U+FFFD).
+
+    Without `stride` the text is cut to the model's context. With it, a text of any length is scored in
+    `rolling_windows` of the context, each ending `stride` tokens after the last: every token is scored
+    once, and past the first window with at least `n_ctx - stride` tokens before it."""
+    n_ctx = context_length(model)
+    # Every token is at least one byte and a character at most four, so 4 * len(text) + 1 cuts nothing.
+    (ids,) = encode_texts(tokenizer, [text], n_ctx if stride is None else 4 * len(text) + 1, max_tokens)
+    seq = torch.tensor([tokenizer.eot_token_id, *ids], dtype=torch.long)
+    device = model_device(model)
     out = []
-    for a in range(0, len(ids), POSITION_CHUNK):
-        logp = F.log_softmax(logits[a : a + POSITION_CHUNK].float(), dim=-1)
-        tgt = torch.tensor(ids[a : a + POSITION_CHUNK], device=logp.device)[:, None]
-        lp = logp.gather(1, tgt)
-        ranks = ((logp > lp).sum(-1) + 1).tolist()
-        top = logp.topk(min(top_k, logp.size(-1)), dim=-1) if top_k > 0 else None
-        for t, token_id in enumerate(tgt[:, 0].tolist()):
-            alts = [] if top is None else [
-                {"token": tokenizer.id_to_token_str(j), "id": j, "prob": float(math.exp(v))}
-                for v, j in zip(top.values[t].tolist(), top.indices[t].tolist(), strict=True)]
-            out.append({"token": tokenizer.id_to_token_str(token_id), "id": token_id, "rank": ranks[t],
-                        "prob": float(math.exp(lp[t, 0].item())), "top_k": alts})
+    for begin, end, n in rolling_windows(len(ids), n_ctx, stride or n_ctx):
+        # The window reads seq[begin:end], which predicts ids[begin:end]; its last n predictions count.
+        spans = [(end - begin - n, end - begin)]
+        logits = torch.cat(list(_logits_at(model, seq[begin:end][None].to(device), spans)))
+        for a in range(0, n, POSITION_CHUNK):
+            logp = F.log_softmax(logits[a : a + POSITION_CHUNK].float(), dim=-1)
+            tgt = torch.tensor(ids[end - n + a : min(end, end - n + a + POSITION_CHUNK)], device=logp.device)[:, None]
+            lp = logp.gather(1, tgt)
+            ranks = ((logp > lp).sum(-1) + 1).tolist()
+            top = logp.topk(min(top_k, logp.size(-1)), dim=-1) if top_k > 0 else None
+            for t, token_id in enumerate(tgt[:, 0].tolist()):
+                alts = [] if top is None else [
+                    {"token": tokenizer.id_to_token_str(j), "id": j, "prob": float(math.exp(v))}
+                    for v, j in zip(top.values[t].tolist(), top.indices[t].tolist(), strict=True)]
+                out.append({"token": tokenizer.id_to_token_str(token_id), "id": token_id, "rank": ranks[t],
+                            "prob": float(math.exp(lp[t, 0].item())), "top_k": alts})
     return out

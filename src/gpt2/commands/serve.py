@@ -43,28 +43,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
     p.add_argument("--detector", default=None, metavar="DIR",
                    help="a saved detector (gpt2.detection) whose score /v1/detect and the page show")
+    p.add_argument("--detector-trained-on", default=None, metavar="TEXT",
+                   help="what the page says the detector was trained on, e.g. 'WebText vs GPT-2 117M "
+                   "samples' (default: what its detector.json says, e.g. the number of texts)")
+    p.add_argument("--detector-report", default=None, metavar="JSON",
+                   help="results.json of `gpt2 detect eval` for this detector: the page shows its measured "
+                   "accuracy (default: DIR/results.json if present, else the validation accuracy saved "
+                   "at training, else 'not measured')")
+    p.add_argument("--detector-min-tokens", type=int, default=50,
+                   help="the page shows the detector's score only for texts this long (default: 50)")
+    p.add_argument("--model-name", default=None,
+                   help="the name the page and /v1/models show (default: the last part of --model, "
+                   "never a full path)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _options.add_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # Lazy: torch, uvicorn and the app load when serving, not for every `gpt2 ...` command line.
     import torch
     import uvicorn
 
     from gpt2.errors import GPT2Error
     from gpt2.server import create_app
+    from gpt2.server.about import describe_detector, short_model_name
 
-    for name in ("max_batch", "max_queue", "max_tokens_limit"):
+    for name in ("max_batch", "max_queue", "max_tokens_limit", "detector_min_tokens"):
         if getattr(args, name) < 1:
             raise GPT2Error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = _options.load(args)
     detector = load_detector(args.detector) if args.detector else None
-    app = create_app(model, tokenizer, model_name=str(args.model), api_key=args.api_key or None,
-                     max_batch=args.max_batch, max_queue=args.max_queue,
-                     max_tokens_limit=args.max_tokens_limit, detector=detector)
+    about = describe_detector(args.detector, args.detector_trained_on, args.detector_report) if detector else None
+    app = create_app(model, tokenizer, model_name=args.model_name or short_model_name(str(args.model)),
+                     api_key=args.api_key or None, max_batch=args.max_batch, max_queue=args.max_queue,
+                     max_tokens_limit=args.max_tokens_limit, detector=detector, detector_about=about,
+                     detector_min_tokens=args.detector_min_tokens)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"gpt2 serve: warning: listening on {args.host} without --api-key; anyone who can reach it "
               "can use it", file=sys.stderr)

@@ -83,3 +83,13 @@ class DetectRequest(BaseModel):
 
     text: str = Field(min_length=1, description="the text to check")
     alternatives: int = Field(5, ge=0, le=20, description="most likely tokens to list at each position")
+
+
+class TokenizeRequest(BaseModel):
+    """A text to count tokens of (the page's live count); `keep_last` also asks for the end of the text
+    that is at most that many tokens."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    text: str = Field(description="the text to count")
+    keep_last: int | None = Field(None, ge=0, description="return the text of the last this many tokens")
