@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gpt2.commands import _options
+from gpt2.commands import _options, detect_watermark
 
 EPILOG = """\
 examples:
@@ -14,6 +14,8 @@ examples:
   gpt2 generate -t 0 "The capital of France is"             greedy (deterministic)
   gpt2 generate --top-k 0 --top-p 0.9 --stream ""           nucleus sampling, unconditional, as it comes
   echo -n "Q: Why?" | gpt2 generate --stop "Q:" -           prompt from stdin, stop at the next question
+  gpt2 generate --watermark-key-file key.txt "Once"         watermarked (gamma 0.25, delta 2); test it with
+                                                            gpt2 detect watermark -m gpt2 --watermark-key-file key.txt -
 
 An empty prompt samples unconditionally (from <|endoftext|>). Text from stdin is used exactly as read,
 trailing newline included."""
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-eos", action="store_true", help="do not stop at <|endoftext|>")
     p.add_argument("--stream", action="store_true", help="print text as it is generated")
     _options.add_options(p, int8=True)
+    detect_watermark.add_watermark_options(p)
     p.set_defaults(func=run)
 
 
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         num_return_sequences=args.num_samples, seed=seed, stop_strings=args.stop,
         eos_token_id=None if args.no_eos else sampling.MODEL_EOS,
+        watermark=detect_watermark.watermark_from_args(args),
     )  # checked before the model loads
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     model, tokenizer = _options.load(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from gpt2.commands import _options
+from gpt2.commands import _options, detect_watermark
 
 EPILOG = """\
 examples:
@@ -14,6 +14,8 @@ examples:
   gpt2 outputs -m gpt2 --name small-117M --n 10000 --split 0.9:0.05:0.05 --human-corpus webtext/ --out d
   gpt2 outputs ... --shard 0/4      (one of four machines; or under torchrun, RANK/WORLD_SIZE)
   gpt2 outputs --merge --out d      joins finished shards into the final files
+  GPT2_WATERMARK_KEY=... gpt2 outputs -m out/run1 --watermark --n 100 --out d   watermarked samples (the
+                                    manifest records gamma, delta, context width and seeding, not the key)
 
 Each line is {"id", "ended", "length", "text"}. Rerunning the same command resumes an interrupted run
 (the seed is read back from the run's manifest when --seed is left out); sample `id` depends only on
@@ -57,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="what a document is in a .txt file (default: the whole file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _options.add_options(p, model=None)
+    detect_watermark.add_watermark_options(p)
     p.set_defaults(func=run)
 
 
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--model is required (a checkpoint directory or hub name)")
     import torch
 
+    watermark = detect_watermark.watermark_from_args(args)  # before the model loads
     sampling = outputs.parse_sampling(args.sampling)
     splits = outputs.parse_splits(args.split, args.n)
     shard = outputs.parse_shard(args.shard)
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"human side: {counts}" + (f" (corpus too small: {short})" if short else ""))
     start = time.perf_counter()
     result = outputs.generate_outputs(model, tokenizer, spec, args.out, batch_size=args.batch_size,
-                                      shard=shard,
+                                      shard=shard, watermark=watermark,
                                       progress=not args.no_progress)
     seconds = time.perf_counter() - start
     new = sum(result.written.values())

@@ -23,6 +23,7 @@ from gpt2.detection.encoder import EncoderClassifierDetector, load_openai
 from gpt2.detection.gltr import GLTRDetector
 from gpt2.detection.statistics import TokenStats, token_stats
 from gpt2.detection.tfidf import TfidfDetector
+from gpt2.detection.watermark import WatermarkDetector
 from gpt2.detection.zeroshot import (
     Binoculars,
     Entropy,
@@ -39,6 +40,8 @@ DETECTORS: dict[str, type[Detector]] = {
                 ClassifierDetector, EncoderClassifierDetector)
 }
 ZERO_SHOT = tuple(name for name, cls in DETECTORS.items() if not cls.needs_training)
+# provenance, not content: the watermark's z-test needs the generator's key (detection/watermark.py)
+PROVENANCE_DETECTORS: dict[str, type[Detector]] = {WatermarkDetector.name: WatermarkDetector}
 
 
 def make_detector(name: str, **options: Any) -> Detector:
@@ -64,8 +67,8 @@ def load_detector(directory: str | os.PathLike, **overrides: Any) -> Detector:
 
 
 __all__ = [
-    "DETECTORS", "ZERO_SHOT", "Binoculars", "ClassifierDetector", "Detector", "DetectorError",
-    "EncoderClassifierDetector", "Entropy", "FastDetectGPT", "GLTRDetector", "LogLikelihood", "LogRank",
-    "TfidfDetector", "TokenStats", "ZeroShotDetector", "load_detector", "load_openai", "make_detector",
-    "token_ranks", "token_stats",
+    "DETECTORS", "PROVENANCE_DETECTORS", "ZERO_SHOT", "Binoculars", "ClassifierDetector", "Detector",
+    "DetectorError", "EncoderClassifierDetector", "Entropy", "FastDetectGPT", "GLTRDetector", "LogLikelihood",
+    "LogRank", "TfidfDetector", "TokenStats", "WatermarkDetector", "ZeroShotDetector", "load_detector",
+    "load_openai", "make_detector", "token_ranks", "token_stats",
 ]

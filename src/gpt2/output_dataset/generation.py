@@ -16,7 +16,7 @@ from gpt2.errors import DataError
 from gpt2.hardware import dtype_name
 from gpt2.output_dataset.jsonl import encode_rows, recover
 from gpt2.output_dataset.spec import SPLITS, OutputSpec, check_manifest, manifest_path, split_path
-from gpt2.sampling import generate
+from gpt2.sampling import Watermark, generate
 
 MAX_AUTO_BATCH = 64
 AUTO_CACHE_BUDGET = 2 * 2**30  # bytes of KV cache an automatic CPU batch may fill
@@ -56,12 +56,16 @@ def generate_outputs(
     shard: tuple[int, int] = (0, 1),
     progress: bool = False,
     on_batch: Callable[[str, list[int]], None] | None = None,
+    watermark: Watermark | None = None,
 ) -> Progress:
     """Write (or finish) this shard's part of `spec` under `out_dir`; returns what it did. `batch_size`
-    None: `auto_batch_size`.
+    None: `auto_batch_size`. `watermark` biases every sample; the manifest records its public settings
+    (a resumed run must use the same ones), never its key.
 
     `on_batch(split, ids)` runs after each batch is on disk (tests use it to interrupt a run)."""
     batch_size = _check(model, tokenizer, spec, batch_size)
+    if watermark is not None:
+        spec = replace(spec, watermark=watermark.describe())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_manifest(manifest_path(out_dir, spec.dataset), spec, shard[1], dtype_name(model.dtype))
@@ -72,7 +76,7 @@ def generate_outputs(
         result.written[split] = 0
         with open(split_path(out_dir, spec.dataset, split, shard), "ab") as f:
             for batch in _runs(ids, batch_size):
-                rows = sample_rows(model, tokenizer, batch, spec)
+                rows = sample_rows(model, tokenizer, batch, spec, watermark)
                 f.write(encode_rows(rows))
                 f.flush()
                 os.fsync(f.fileno())  # a batch is on disk before the next begins
@@ -132,10 +136,12 @@ def _runs(ids: Sequence[int], size: int) -> Iterable[list[int]]:
         yield batch
 
 
-def sample_rows(model, tokenizer, ids: list[int], spec: OutputSpec) -> list[dict[str, Any]]:
+def sample_rows(model, tokenizer, ids: list[int], spec: OutputSpec,
+                watermark: Watermark | None = None) -> list[dict[str, Any]]:
     """Samples for consecutive `ids` in one batch, as dataset rows; sample `i` draws from the stream (seed, i)."""
     eot = tokenizer.eot_token_id
-    config = replace(spec.generation_config, eos_token_id=eot, num_return_sequences=len(ids))
+    config = replace(spec.generation_config, eos_token_id=eot, num_return_sequences=len(ids),
+                     watermark=watermark)
     samples = generate(model, [[eot]], config, tokenizer=tokenizer, first_sample=ids[0])
     return [{"id": i, "ended": s.finish_reason == "eos", "length": len(s.tokens), "text": s.text}
             for i, s in zip(ids, samples, strict=True)]

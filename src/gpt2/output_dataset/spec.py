@@ -123,6 +123,7 @@ class OutputSpec:
     seed: int
     model: str = ""  # where the model came from, for the record
     temperature: float = 1.0
+    watermark: dict[str, Any] | None = None  # the watermark's public settings (Watermark.describe()), no key
 
     @property
     def dataset(self) -> str:

@@ -93,15 +93,33 @@ class SampleRow:
 def sample_tokens(logits: torch.Tensor, rows: Sequence[SampleRow], config: GenerationConfig) -> torch.Tensor:
     """One token per row of `logits` (B, V), every row picked by `config`'s sampler: the argmax when greedy
     (no random number drawn), else a draw through the filters with one uniform number from each row's own
-    stream (`rows`, in batch order)."""
+    stream (`rows`, in batch order). `config.watermark` biases every row's green list first (each row's
+    own context)."""
+    watermark = config.watermark
     if config.greedy:
+        if watermark is not None:
+            logits = watermark.apply(logits.float(), [_context(r, watermark.context_width) for r in rows])
         return logits.argmax(-1)
     uniforms = torch.stack([torch.rand((), generator=r.generator, dtype=torch.float64) for r in rows])
     t, k, p = config.sampler
+    if watermark is not None:
+        # The green-list bias goes after the temperature and before top-k / top-p. After the temperature,
+        # so that delta means what it does in the paper (the green tokens' odds in the distribution drawn
+        # from are e^delta times the model's, at any temperature), not delta / T. Before the filters, so
+        # that they see the watermarked distribution: a green token lifted into the top k (or the nucleus)
+        # can be drawn, and a red one pushed out of it cannot, as when the bias is a logits processor
+        # ahead of HF's top-k/top-p warpers (the authors' setup). The filters then run at temperature 1.
+        contexts = [_context(r, watermark.context_width) for r in rows]
+        logits, t = watermark.apply(logits.double() / t, contexts), 1.0
     tokens = sample_top_k(logits, uniforms, t, k, p)
     if tokens is None:
         tokens = sample_from_logits(filter_logits(logits.double(), t, k, p), uniforms)
     return tokens
+
+
+def _context(row: SampleRow, width: int) -> list[int]:
+    """The row's last `width` ids, prompt included: what seeds its next green list."""
+    return (row.prompt[-width:] + row.tokens[-width:])[-width:]
 
 
 class DecodeBatch:
@@ -162,7 +180,7 @@ class DecodeBatch:
         feeds them to the model."""
         groups: dict[tuple, list[int]] = {}
         for i, row in enumerate(self.rows):
-            groups.setdefault(row.config.sampler, []).append(i)
+            groups.setdefault((row.config.sampler, row.config.watermark), []).append(i)
         if len(groups) == 1:
             self.tokens = sample_tokens(self.logits, self.rows, self.rows[0].config)
             return self.tokens

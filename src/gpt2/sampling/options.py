@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from gpt2.errors import GPT2Error
+from gpt2.sampling.watermark import Watermark
 
 MODEL_EOS = "model"  # eos_token_id's default: the model config's <|endoftext|> (None: never stop at one)
 # generate()'s keywords from before GenerationConfig, still accepted
@@ -34,6 +35,7 @@ class GenerationConfig:
     None, so that configs compare, hash and group equal however a caller wrote them. Stopping: at
     `eos_token_id` ('model': the model config's; None: never), at any of `stop_strings`, or after
     `max_new_tokens`. `seed` None draws one from torch's generator (so torch.manual_seed decides it).
+    `watermark` adds its green-list bias after the temperature, before top-k and top-p (engine.py).
     """
 
     temperature: float = 1.0
@@ -45,6 +47,7 @@ class GenerationConfig:
     seed: int | None = None
     eos_token_id: int | str | None = MODEL_EOS
     stop_strings: tuple[str, ...] = ()  # a string or a list is stored as a tuple; None as ()
+    watermark: Watermark | None = None  # the green-list bias (sampling/watermark.py); None: none
 
     def __post_init__(self) -> None:
         t, k, p = self.temperature, self.top_k, self.top_p
@@ -64,6 +67,8 @@ class GenerationConfig:
         stop = (stop,) if isinstance(stop, str) else tuple(stop) if isinstance(stop, Iterable) else None
         check(stop is not None and all(isinstance(s, str) and s for s in stop), "stop_strings",
               "a list of non-empty strings", self.stop_strings)
+        check(self.watermark is None or isinstance(self.watermark, Watermark), "watermark",
+              "a gpt2.sampling.Watermark or None", type(self.watermark).__name__)  # the type: never the key
         object.__setattr__(self, "top_k", k or None)
         object.__setattr__(self, "top_p", p if p is not None and p < 1 else None)
         object.__setattr__(self, "stop_strings", tuple(stop))
