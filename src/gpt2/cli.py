@@ -14,7 +14,7 @@ from gpt2.errors import GPT2Error
 # Subcommand modules, in the order `gpt2 --help` lists them.
 COMMANDS = [
     "demo", "generate", "info", "tokenize", "tokenizer", "data", "prepare", "train", "eval", "bias", "card",
-    "outputs", "detect", "serve",
+    "outputs", "detect", "serve", "study",
 ]
 
 
