@@ -52,6 +52,7 @@ from lm_eval_crosscheck import (
 )
 
 from gpt2.config import GPTConfig
+from gpt2.evaluation.report import read_results
 from gpt2.model import GPT
 from gpt2.tokenizer import Tokenizer
 
@@ -82,9 +83,7 @@ def lm_eval_metrics(out_dir: Path, task: str) -> dict[str, float]:
 
 
 def project_metrics(out_dir: Path, task: str) -> dict[str, float]:
-    doc = json.loads((out_dir / "results.json").read_text())
-    (result,) = [r for r in doc["results"] if r["task"] == task]
-    return result["metrics"]
+    return read_results(out_dir / "results.json").tasks[task]["metrics"]
 
 
 def run_pair(name: str, model_dir: Path, data: Path, tasks_dir: Path, tmp: Path, args, env) -> dict:

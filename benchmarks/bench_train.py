@@ -14,7 +14,7 @@ after --warmup steps each, and each side's median over --steps steps is reported
 the machine hits both alike and the ratio stays meaningful. MFU = training FLOPs per token (6N + attention,
 `gpt2.training.metrics.flops_per_token`) x tokens/s / the peak that `peak_flops` estimates for this CPU and
 thread count (AMX for bf16, AVX-512 FMA for fp32). As the Trainer does on CPU, the process keeps freed memory
-for reuse (`gpt2.training.memory`); this is process-wide, so it applies to both models (--malloc-defaults
+for reuse (`gpt2.memory`); this is process-wide, so it applies to both models (--malloc-defaults
 leaves glibc's defaults, to measure what it is worth). With --compile both models go through torch.compile
 (compilation happens in the warm-up and is not timed). After the same steps on the same data the two runs'
 losses agree to float reassociation, which the table shows as a check that both did the same work.
@@ -39,8 +39,8 @@ from transformers import GPT2LMHeadModel
 
 from gpt2.config import GPTConfig
 from gpt2.hardware import peak_flops
+from gpt2.memory import retain_freed_memory
 from gpt2.model import GPT
-from gpt2.training.memory import retain_freed_memory
 from gpt2.training.metrics import flops_per_token
 from gpt2.training.optim import make_optimizer
 
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--malloc-defaults", action="store_true",
-                        help="do not keep freed memory for reuse as the Trainer does (gpt2.training.memory)")
+                        help="do not keep freed memory for reuse as the Trainer does (gpt2.memory)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

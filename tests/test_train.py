@@ -486,7 +486,7 @@ def test_cpu_training_reuses_freed_memory_instead_of_faulting_it_back_in(dataset
     """glibc hands blocks above 32 MiB back with munmap, so each reallocation faults every page in again
     (64 MiB = 16,384 pages of 4 KiB); while a Trainer holds the setting they are reused, and close()
     restores glibc's defaults once no other holder is left."""
-    from gpt2.training import memory
+    from gpt2 import memory
 
     libc = memory._glibc()
     if libc is None:

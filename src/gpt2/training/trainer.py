@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gpt2 import memory
 from gpt2.data import BatchLoader, TokenDataset, eval_batches
-from gpt2.training import checkpointing, distributed, memory, setup
+from gpt2.training import checkpointing, distributed, setup
 from gpt2.training.config import TrainConfig
 from gpt2.training.metrics import PLOT_FILE, MetricsLog, flops_per_token, mfu_peak, plot_losses
 from gpt2.training.optim import make_optimizer

@@ -1,4 +1,4 @@
-"""Keep freed memory in a CPU training process instead of handing it back to the kernel every step.
+"""Keep freed memory in a CPU process (training, evaluation) instead of handing it back to the kernel every step.
 
 glibc's malloc serves every block above its mmap threshold (at most 32 MiB) with a fresh `mmap` and returns
 it with `munmap` when freed. A training step on CPU allocates gigabytes of such blocks (the logits over
