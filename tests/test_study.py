@@ -460,3 +460,67 @@ def test_gltr_colours_cover_the_text_exactly():
     for text in ("The council said the river was high.", "Zoë's café — naïve 東京 façade ✓ end."):
         pieces = segments(model, tokenizer, text)
         assert "".join(p for p, _ in pieces) == text and all(b in (0, 1, 2, 3) for _, b in pieces)
+
+
+# ---- the page, in a real browser ----
+
+CHROMIUM = Path(os.environ.get("GPT2_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",  # as tests/test_web.py
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+def _answer_by_keyboard(page, expect, credibility_key: str, position: int, total: int) -> None:
+    """Number keys for the three questions, then Enter; waits for the next text."""
+    page.keyboard.press(credibility_key)
+    assert page.evaluate("document.activeElement.name") == "origin"  # focus moves on to the next question
+    page.keyboard.press("2")  # machine
+    page.keyboard.press("4")  # confidence
+    assert page.evaluate("document.activeElement.id") == "submit"
+    page.keyboard.press("Enter")
+    if position < total:
+        expect(page.locator("#progress-text")).to_have_text(f"Text {position + 1} of {total} ({position} answered)")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)")
+def test_a_rater_completes_the_study_in_chromium_by_keyboard_and_resumes_after_a_reload(study, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    expect = sync_api.expect
+    store = Store(tmp_path / "b.sqlite", study.sha256)
+    rater = next(inv for inv in invite(study, store, 2, "http://x") if inv.arm == "gltr")
+    rater_id = store.raters()[rater.rater].id
+    keys = ["7", "0", "3", "5", "1", "9", "2", "8", "6"]  # "0" is 10
+    with serve_in_thread(create_app(study, store)) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        received, errors = [], []
+        page.on("response", received.append)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/#{rater.token}")
+        expect(page.locator("#progress-text")).to_have_text("Text 1 of 9 (0 answered)")
+        first = study.items[store.assignment(rater_id)[0]]
+        assert page.text_content("#text") == first.text and page.locator("#text span.b0").count() == 1
+        assert page.is_visible("#legend")  # the GLTR arm sees the colours and their key
+        labelled = page.locator("input[type=radio]").evaluate_all("xs => xs.map(x => x.labels.length)")
+        assert len(labelled) == 10 + 2 + 5 and all(labelled)  # every choice has its label
+        page.keyboard.press("Tab")  # from the text's heading, Tab reaches the first question
+        assert page.evaluate("document.activeElement.name") == "credibility"
+        for position in range(1, 4):
+            _answer_by_keyboard(page, expect, keys[position - 1], position, 9)
+        page.reload()  # resumes at the first unanswered text
+        expect(page.locator("#progress-text")).to_have_text("Text 4 of 9 (3 answered)")
+        for position in range(4, 10):
+            _answer_by_keyboard(page, expect, keys[position - 1], position, 9)
+        expect(page.locator("#done")).to_be_visible()
+        html = page.content()
+        forged = browser.new_page()
+        forged.goto(f"{url}/#forged-{rater.token}")
+        expect(forged.locator("#message")).to_have_text("this token is not valid here")
+        bodies = [r.text() + json.dumps(r.headers) for r in received]
+        browser.close()
+    stored = {a["item"]: a for a in store.answers() if a["rater"] == rater.rater}
+    order = store.assignment(rater_id)
+    assert [stored[i]["credibility"] for i in order] == [int(k) or 10 for k in keys]
+    assert {(a["origin"], a["confidence"]) for a in stored.values()} == {("machine", 4)}
+    assert errors == [] and len(bodies) > 20
+    for blob in [html, *bodies]:  # the page, every script, every API answer and header the browser got
+        assert not any(label in blob for label in LABELS) and "SRCLABEL" not in blob

@@ -218,7 +218,7 @@ def test_resume_after_sigkill_is_identical(tmp_path, checkpoint, model, tokenize
         "import sys, time, torch\n"
         "torch.set_num_threads(1)\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from test_outputs import build_model\n"
+        "from test_output_dataset import build_model\n"
         "from gpt2 import output_dataset as outputs\n"
         "from gpt2.checkpoint import load_tokenizer\n"
         "t = load_tokenizer(sys.argv[1])\n"
