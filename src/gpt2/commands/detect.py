@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from gpt2.commands.detect_robustness import add_detect_robustness
 from gpt2.commands.detect_watermark import add_detect_watermark
 from gpt2.hardware import DTYPE_CHOICES
 
@@ -34,7 +35,8 @@ examples:
   gpt2 detect load-openai base --out det/openai-base    OpenAI's released RoBERTa detector, ready to use
   gpt2 serve --model gpt2 --detector det/openai-base    the page shows P(real) / P(fake) as you type
   gpt2 detect benchmark --data-dir ../shared/data/gpt2-output --model out/run1 --out reports/real
-  gpt2 detect watermark -m out/run1 --watermark-key-file key.txt "Some text"   z-score, p-value (JSON)"""
+  gpt2 detect watermark -m out/run1 --watermark-key-file key.txt "Some text"   z-score, p-value (JSON)
+  gpt2 detect robustness -m runs/demo/run/checkpoint --detectors tfidf gltr loglik --out reports/robust"""
 
 
 def _add_detector_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     for add in (_add_train, _add_eval, _add_score, _add_matrix, _add_benchmark, _add_load_openai,
-                add_detect_watermark):
+                add_detect_watermark, add_detect_robustness):
         add(sub)
 
 
