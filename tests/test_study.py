@@ -493,7 +493,13 @@ def test_a_rater_completes_the_study_in_chromium_by_keyboard_and_resumes_after_a
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
         received, errors = [], []
-        page.on("response", received.append)
+
+        def capture(route):  # every byte the browser receives, kept before a reload can drop it
+            response = route.fetch()
+            received.append(response.text() + json.dumps(response.headers))
+            route.fulfill(response=response)
+
+        page.route("**/*", capture)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{url}/#{rater.token}")
         expect(page.locator("#progress-text")).to_have_text("Text 1 of 9 (0 answered)")
@@ -515,12 +521,11 @@ def test_a_rater_completes_the_study_in_chromium_by_keyboard_and_resumes_after_a
         forged = browser.new_page()
         forged.goto(f"{url}/#forged-{rater.token}")
         expect(forged.locator("#message")).to_have_text("this token is not valid here")
-        bodies = [r.text() + json.dumps(r.headers) for r in received]
         browser.close()
     stored = {a["item"]: a for a in store.answers() if a["rater"] == rater.rater}
     order = store.assignment(rater_id)
     assert [stored[i]["credibility"] for i in order] == [int(k) or 10 for k in keys]
     assert {(a["origin"], a["confidence"]) for a in stored.values()} == {("machine", 4)}
-    assert errors == [] and len(bodies) > 20
-    for blob in [html, *bodies]:  # the page, every script, every API answer and header the browser got
+    assert errors == [] and len(received) > 20
+    for blob in [html, *received]:  # the page, every script, every API answer and header the browser got
         assert not any(label in blob for label in LABELS) and "SRCLABEL" not in blob
