@@ -105,3 +105,20 @@ def check_record(row: Any, where: str, fields: Mapping[str, tuple[type, ...]],
             expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
             raise DataError(f'{where}: field "{name}" must be a {expected}, got {type(row[name]).__name__}')
     return row
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A JSON file holding one object; a missing, unreadable or non-object file is a DataError naming the
+    file and `what` it should be (e.g. "a results.json written by `gpt2 eval --out DIR`")."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; expected {what}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory; expected {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{path}: expected a JSON object ({what}), got {type(doc).__name__}")
+    return doc

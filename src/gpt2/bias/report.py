@@ -14,7 +14,7 @@ from typing import Any
 from gpt2.bias.probes import ProbeSettings
 from gpt2.bias.stats import LogprobGap, WordStat, mean_gaps
 from gpt2.errors import DataError
-from gpt2.files import atomic_write, atomic_write_text
+from gpt2.files import atomic_write, atomic_write_text, read_json_object
 
 FORMAT, VERSION = "gpt2-bias", 1
 
@@ -201,15 +201,4 @@ def read_bias(path: str | os.PathLike) -> BiasProbes:
 
 
 def _read_object(path: Path) -> dict[str, Any]:
-    what = "a bias.json written by `gpt2 bias --out DIR`"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; expected {what}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory; expected {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected a JSON object (a bias.json of `gpt2 bias`), got {type(doc).__name__}")
-    return doc
+    return read_json_object(path, "a bias.json written by `gpt2 bias --out DIR`")

@@ -21,7 +21,7 @@ from typing import Any
 from gpt2.errors import DataError
 from gpt2.evaluation.prompted import PROMPTED_TASKS
 from gpt2.evaluation.result import TaskResult
-from gpt2.files import atomic_write_text
+from gpt2.files import atomic_write_text, read_json_object
 
 PAPER_SIZES = {"117M": 117e6, "345M": 345e6, "762M": 762e6, "1542M": 1542e6}
 
@@ -139,18 +139,7 @@ def _check_task(result: Any, where: str) -> None:
 
 def read_results(path: str | os.PathLike) -> Results:
     """A results.json of `gpt2 eval`; errors name the file and the field."""
-    path = Path(path)
-    what = "a results.json written by `gpt2 eval --out DIR`"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; expected {what}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory; expected {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e}); expected {what}") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{path}: expected a JSON object (a results.json of `gpt2 eval`), got {type(doc).__name__}")
+    doc = read_json_object(path, "a results.json written by `gpt2 eval --out DIR`")
     return Results.from_dict(doc, source=str(path))
 
 
