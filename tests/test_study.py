@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from conftest import free_port, serve_in_thread
 from gpt2.cli import main
 from gpt2.study import Store, StoreError, create_app, invite, load_study, write_study
+from gpt2.study.answers import Answer
 from gpt2.study.assign import arm, assignment, shares
 from gpt2.study.create import build_study, cut, parse_source
 from gpt2.study.report import build_report, write_report
@@ -155,6 +156,19 @@ def test_the_store_migrates_refuses_newer_and_other_studies(study, tmp_path):
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all, clearly" * 100)
     with pytest.raises(StoreError, match="not a SQLite database"):
         Store(tmp_path / "junk.sqlite", study.sha256)
+
+
+def test_withdrawing_a_rater_leaves_no_trace_of_their_answers(study, tmp_path):
+    store = Store(tmp_path / "w.sqlite", study.sha256)
+    (inv,) = invite(study, store, 1, "http://x")
+    item = store.assignment(1)[0]
+    assert store.submit(1, Answer(item, 5, "person", 2, "MY-PRIVATE-NOTE-1234", 3.0)) == "recorded"
+    assert store.withdraw(inv.rater) == 1
+    assert store.answers() == [] and store.rater(inv.token) is None
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("w.sqlite")]
+    assert not any(b"MY-PRIVATE-NOTE-1234" in p.read_bytes() for p in files)
+    with pytest.raises(StoreError, match="no rater number 0"):
+        store.withdraw(0)
 
 
 # ---- the API ----

@@ -98,6 +98,7 @@ class Store:
                 raise StoreError(f"{self.path}: not a SQLite database ({e})") from None
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA secure_delete=ON")  # a withdrawn rater's answers are overwritten, not just unlinked
             self._local.db = db
         return db
 
@@ -184,6 +185,8 @@ class Store:
                 raise StoreError(f"{self.path}: no rater number {number}")
             deleted = db.execute("DELETE FROM answers WHERE rater = ?", (row[0],)).rowcount
             db.execute("DELETE FROM raters WHERE id = ?", (row[0],))
+        # secure_delete zeroed the freed pages; moving the WAL into the file and truncating it leaves no copy
+        self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted
 
     # ---- items and answers ----
