@@ -217,6 +217,30 @@ def test_tokens_items_and_one_answer_per_item(study, tmp_path):
     assert all(r.headers["cache-control"] == "no-store" for r in every)
 
 
+def test_a_study_without_origin_but_with_comments_checks_answers_by_its_own_questions(sources, tmp_path):
+    study = make_study(sources, tmp_path / "c.json", origin=False, comment=True, checks=False, gltr_arm=False,
+                       colour=None)
+    assert study.questions["origin"] is None and study.checks is None and not study.gltr_arm
+    store = Store(tmp_path / "c.sqlite", study.sha256)
+    (inv,) = invite(study, store, 1, "http://x")
+    client = TestClient(create_app(study, store))
+    head = {"Authorization": f"Bearer {inv.token}"}
+    state = client.get("/api/state", headers=head).json()
+    assert state["total"] == 6 and "gltr" not in state["item"] and not state["colours"]
+    item = state["item"]["id"]
+    r = client.post("/api/answers", headers=head, json={"item": item, "credibility": 4, "origin": "person"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "origin" and "does not ask" in r.text
+    r = client.post("/api/answers", headers=head, json={"item": item, "credibility": 4, "comment": "x" * 2001})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "comment"
+    r = client.post("/api/answers", headers=head, json={"item": item, "credibility": 4, "comment": "odd ending"})
+    assert r.status_code == 201
+    assert [(a["credibility"], a["origin"], a["comment"]) for a in store.answers()] == [(4, None, "odd ending")]
+    report = build_report(study, store.answers(), n_boot=200)
+    assert report["detection"] is None and report["arms"] is None and report["raters"]["excluded"] == []
+    paths = write_report(report, tmp_path / "r")
+    assert "roc_png" not in paths and "Person or machine" not in paths["markdown"].read_text()
+
+
 def test_twenty_concurrent_raters(study, tmp_path):
     store = Store(tmp_path / "c.sqlite", study.sha256)
     invitations = invite(study, store, 20, "http://x")
