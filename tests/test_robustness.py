@@ -70,6 +70,7 @@ EDITS = [WordDeletion(0.05), WordDeletion(0.2), WordSwap(0.1), WordSwap(0.2), Se
 @pytest.mark.parametrize("attack", EDITS, ids=lambda a: a.label)
 def test_every_attack_is_deterministic_for_a_seed(attack, tokenizer):
     texts = [TEXT, TEXT.upper(), CORPUS[0] * 3]
+    assert len(attack.apply(["a b c d e f g h i j", "", " "], seed=1, tokenizer=tokenizer)) == 3  # no crash
     once = attack.apply(texts, seed=7, tokenizer=tokenizer)
     assert once == attack.apply(texts, seed=7, tokenizer=tokenizer)
     assert once[:1] == attack.apply(texts[:1], seed=7, tokenizer=tokenizer)  # text i: its own stream

@@ -186,7 +186,7 @@ class Whitespace(TextAttack):
         for i in rng.sample(spaces, _count(self.rate, len(spaces))):
             chars[i] = "  "
         inner = [i for i in range(1, len(chars)) if chars[i - 1].isalpha() and chars[i].isalpha()]
-        for i in rng.sample(inner, _count(self.rate, len(spaces))):
+        for i in rng.sample(inner, min(len(inner), _count(self.rate, len(spaces)))):
             chars[i] = "\u200b" + chars[i]
         return "".join(chars)
 
