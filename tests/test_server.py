@@ -23,7 +23,9 @@ from conftest import serve_in_thread
 from gpt2.config import GPTConfig
 from gpt2.model import GPT
 from gpt2.sampling import generate
+from gpt2.scoring import rolling_windows
 from gpt2.server import create_app
+from gpt2.server.about import describe_detector, short_model_name
 
 CONTEXT = 128  # the nano preset's
 LIMIT = 64  # --max-tokens-limit in these tests
@@ -500,13 +502,88 @@ def test_models_health_schema_and_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["context_length"] == CONTEXT and health["detector"] is None
     schema = client.get("/openapi.json").json()
-    assert {"/v1/completions", "/v1/detect", "/v1/models", "/health"} <= set(schema["paths"])
+    assert {"/v1/completions", "/v1/detect", "/v1/tokenize", "/v1/models", "/health"} <= set(schema["paths"])
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "Check text" in page.text
-    for asset in ("/static/app.js", "/static/style.css"):
-        assert client.get(asset).status_code == 200
-    assert "innerHTML" not in client.get("/static/app.js").text  # text only ever goes in as text
+    scripts = [f"/static/{name}.js" for name in ("app", "common", "write", "check", "tokens")]
+    for asset in (*scripts, "/static/style.css", "/static/favicon.svg", "/favicon.ico"):
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/favicon.ico").headers["content-type"] == "image/svg+xml"
+    assert not [js for js in scripts if "innerHTML" in client.get(js).text]  # text only ever goes in as text
+    human = client.get("/examples").json()["human"]  # people's prose, from Python's own documentation
+    assert human and all(100 < len(e["text"]) < 1500 and e["source"].startswith("pydoc_data") for e in human)
+
+
+def test_tokenize_counts_and_keeps_the_end(client, tokenizer):
+    text = "hello world. the quick brown fox jumps over the lazy dog; é " * 3
+    ids = tokenizer.encode(text)
+    assert client.post("/v1/tokenize", json={"text": text}).json() == {"tokens": len(ids), "context_length": CONTEXT}
+    for keep in (0, 5, 17, len(ids) + 3):
+        tail = client.post("/v1/tokenize", json={"text": text, "keep_last": keep}).json()["text"]
+        assert text.endswith(tail) and len(tokenizer.encode(tail)) <= keep  # an end of the text that fits
+        assert len(tokenizer.encode(tail)) >= min(keep, len(ids)) - 2  # dropping at most a cut token or two
+    assert client.post("/v1/tokenize", json={"text": "x", "keep_last": -1}).status_code == 422
+
+
+class RecordingDetector:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def score(self, texts):
+        self.texts.extend(texts)
+        return [len(t) / 1000 for t in texts]
+
+
+def test_detect_scores_any_length_in_rolling_windows(make_client, model, tokenizer):
+    """A text past the context: each token ranked by the window that scores it (rolling_windows, stride
+    half the context), the detector over windows of the context (the last one ending with the text)."""
+    detector = RecordingDetector()
+    client = make_client(detector=detector, max_check_tokens=400)
+    text = "hello world. the quick brown fox jumps over the lazy dog; hello again, world! " * 14
+    ids = tokenizer.encode(text)
+    assert CONTEXT < len(ids) <= 400
+    data = client.post("/v1/detect", json={"text": text, "alternatives": 0}).json()
+    seq = [tokenizer.eot_token_id, *ids]
+    windows = rolling_windows(len(ids), CONTEXT, CONTEXT // 2)
+    assert data["window"] == {"context": CONTEXT, "stride": CONTEXT // 2, "windows": len(windows)} and len(windows) > 2
+    ranks = []
+    with torch.no_grad():
+        for begin, end, n in windows:
+            logits = model(torch.tensor([seq[begin:end]]))[0][0, -n:].float()
+            target = torch.tensor(ids[end - n : end])
+            ranks += (1 + (logits > logits.gather(1, target[:, None])).sum(-1)).tolist()
+    assert [t["rank"] for t in data["tokens"]] == ranks and [t["id"] for t in data["tokens"]] == ids
+    assert "".join(t["text"] for t in data["tokens"]) == text
+    spans = [(w["start"], w["end"]) for w in data["detector"]["windows"]]
+    assert spans[-1][1] == len(ids) and all(b - a == CONTEXT for a, b in spans) and spans[0][0] == 0
+    assert detector.texts == ["".join(t["text"] for t in data["tokens"][a:b]) for a, b in spans]
+    assert data["detector"]["score"] == pytest.approx(sum(len(t) / 1000 for t in detector.texts) / len(spans))
+    long = client.post("/v1/detect", json={"text": text * 2})
+    assert long.status_code == 400 and long.json()["error"]["param"] == "text"
+    assert "checks at most 400 tokens" in long.json()["error"]["message"]
+
+
+def test_what_the_page_says_about_the_model_and_the_detector(tmp_path):
+    assert [short_model_name(s) for s in ("gpt2", "/home/me/out/run1/", "out/run1/final", "C:\\m\\x")] == [
+        "gpt2", "run1", "run1/final", "x"]
+    assert describe_detector(tmp_path / "none")["accuracy"] is None  # nothing saved: nothing claimed
+    det = tmp_path / "det"
+    det.mkdir()
+    info = {"C": 0.5, "train_texts": 2000, "valid_accuracy_by_C": {"0.5": 0.91, "1": 0.9}}
+    (det / "detector.json").write_text(json.dumps({"detector": "tfidf", "info": info}))
+    about = describe_detector(det)
+    assert (about["trained_on"], about["accuracy"], about["accuracy_on"]) == (
+        "2,000 texts, human- and model-written", 0.91, "its validation texts")
+    report = {"accuracy": 0.87, "n": 1000, "real": "/data/webtext.test.jsonl", "fake": "/data/small.test.jsonl",
+              "length_unit": "tokens", "accuracy_by_length": [{"bucket": "0-64", "n": 10, "accuracy": 0.6}]}
+    (tmp_path / "results.json").write_text(json.dumps(report))
+    about = describe_detector(det, "WebText vs GPT-2 117M", tmp_path / "results.json")
+    assert about["trained_on"] == "WebText vs GPT-2 117M" and about["accuracy"] == 0.87
+    assert about["accuracy_on"] == "webtext.test.jsonl and small.test.jsonl"  # file names, not the paths
+    assert about["by_length"] == report["accuracy_by_length"]
 
 
 class SlowGPT(GPT):
@@ -567,6 +644,7 @@ def test_cli_serve_builds_the_app(tmp_path, model, tokenizer, monkeypatch):
         assert r.status_code == 200
         assert texts(r) == reference(model, tokenizer, "hello", max_new_tokens=8, seed=1)
         assert c.get("/health").json()["max_batch"] == 2
+        assert c.get("/health").json()["model"] == f"{tmp_path.name}/ckpt"  # no path: "ckpt" and its parent
         text = "the fox swift jumps over the lazy dog"
         checked = c.post("/v1/detect", json={"text": text}, headers={"Authorization": "Bearer k"}).json()
         expected = float(detector.score([text])[0])

@@ -133,7 +133,7 @@ function renderScore(data) {
     score.append(el("p", "note", "No detector is configured (start the server with --detector DIR)."));
     return;
   }
-  const words = DETECTOR_WORDS[d.name] || d.name;
+  const words = DETECTOR_WORDS[d.name] || `the detector "${d.name}"`;
   const trained = d.trained_on ? `Trained on ${d.trained_on}.` : "What it was trained on is not recorded.";
   if (!d.shown) {
     score.append(el("p", "note", `This text is ${plural(data.tokens.length, "token")}; the detector, ${words}, ` +
