@@ -12,12 +12,15 @@ EPILOG = """\
 examples:
   gpt2 serve --model out/run1                       http://127.0.0.1:8000/ : the page; /docs : the API
   gpt2 serve --model gpt2 --api-key "$KEY" --port 9000
+  gpt2 serve --model gpt2 --detector det/tfidf --detector-report reports/tfidf/results.json \
+             --detector-trained-on "WebText vs GPT-2 117M top-k 40 samples"
   curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
        -d '{"prompt": "Once upon a time", "max_tokens": 40, "top_k": 40, "seed": 1}'
 
 The API follows OpenAI's /v1/completions (stream: true for server-sent events); top_k is an extension.
 An empty prompt samples unconditionally (from <|endoftext|>). POST /v1/detect {"text": ...} gives GLTR's
-token ranks. The key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise."""
+token ranks, of a text of any length (rolling windows of the context). The page is described in docs/web.md.
+The key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
