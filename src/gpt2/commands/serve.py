@@ -12,7 +12,7 @@ EPILOG = """\
 examples:
   gpt2 serve --model out/run1                       http://127.0.0.1:8000/ : the page; /docs : the API
   gpt2 serve --model gpt2 --api-key "$KEY" --port 9000
-  gpt2 serve --model gpt2 --detector det/tfidf --detector-report reports/tfidf/results.json \
+  gpt2 serve --model gpt2 --detector det/tfidf --detector-report reports/tfidf/results.json \\
              --detector-trained-on "WebText vs GPT-2 117M top-k 40 samples"
   curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
        -d '{"prompt": "Once upon a time", "max_tokens": 40, "top_k": 40, "seed": 1}'
