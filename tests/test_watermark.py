@@ -17,7 +17,7 @@ import torch
 
 from gpt2 import GPT, GPTConfig
 from gpt2.cli import main
-from gpt2.detection import PROVENANCE_DETECTORS, WatermarkDetector
+from gpt2.detection import PROVENANCE_DETECTORS, WatermarkDetector, load_detector
 from gpt2.sampling import GenerationConfig, SampleRow, Watermark, WatermarkError, generate, score_ids
 from gpt2.sampling.engine import sample_tokens
 from gpt2.sampling.filters import filter_logits, sample_from_logits
@@ -228,6 +228,7 @@ def test_detector_scores_saves_and_never_stores_the_key(tmp_path, checkpoint, mo
     assert SECRET not in (tmp_path / "det" / "detector.json").read_text()
     loaded = WatermarkDetector.load(tmp_path / "det", device="cpu")
     np.testing.assert_allclose(loaded.statistics([marked[0].text]), z_marked[:1])
+    assert type(load_detector(tmp_path / "det", device="cpu")) is WatermarkDetector  # the generic loader too
 
 
 def written_files(root):

@@ -61,9 +61,10 @@ def make_detector(name: str, **options: Any) -> Detector:
 def load_detector(directory: str | os.PathLike, **overrides: Any) -> Detector:
     """A detector saved with `Detector.save` (its kind is read from detector.json)."""
     name = read_meta(directory)["detector"]
-    if name not in DETECTORS:
-        raise DetectorError(f"{directory}: unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
-    return DETECTORS[name].load(directory, **overrides)
+    kinds = {**DETECTORS, **PROVENANCE_DETECTORS}  # content detectors and the watermark's
+    if name not in kinds:
+        raise DetectorError(f"{directory}: unknown detector {name!r}; expected one of {', '.join(kinds)}")
+    return kinds[name].load(directory, **overrides)
 
 
 __all__ = [
