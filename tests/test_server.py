@@ -659,3 +659,149 @@ def test_importing_the_server_loads_neither_evaluation_nor_detection():
             "print(sorted(m for m in sys.modules if m.startswith(('gpt2.evaluation', 'gpt2.detection'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---- the watermark (issue #23): server-side key, request field `watermark` ----
+
+WATERMARK_KEY = "server-side-watermark-key-7f3a9c"  # what must never leave the server
+
+
+@pytest.fixture(scope="module")
+def watermark():
+    from gpt2.sampling import Watermark
+
+    return Watermark(WATERMARK_KEY, gamma=0.25, delta=2.0)
+
+
+def test_watermarked_completions_carry_the_keys_green_lists(make_client, model, tokenizer, watermark, tmp_path):
+    """The served tokens (each choice's 64) have z > 4 with the key and |z| < 3 with another; so does the
+    returned text as a detector sees it (tokenized again: this tiny tokenizer's stray bytes come back as
+    more, unwatermarked, tokens, so the four choices are tested together)."""
+    from gpt2.checkpoint import save_pretrained
+    from gpt2.sampling import Watermark, score_ids
+
+    client = make_client(watermark=watermark)
+    body = {"prompt": "hello", "max_tokens": LIMIT, "seed": 1, "n": 4}
+    marked, plain = (client.post("/v1/completions", json={**body, **extra}) for extra in ({}, {"watermark": False}))
+    assert marked.status_code == plain.status_code == 200
+    assert (marked.json()["watermark"], plain.json()["watermark"]) == (True, False)  # on by default
+    assert texts(plain) == reference(model, tokenizer, "hello", max_new_tokens=LIMIT, seed=1, num_samples=4)
+    prompt = tokenizer.encode("hello")
+    samples = generate(model, [prompt], max_new_tokens=LIMIT, seed=1, num_samples=4, watermark=watermark,
+                       tokenizer=tokenizer)
+    assert [s.text for s in samples] == [text for text, _ in texts(marked)]  # the served tokens
+    unmarked = generate(model, [prompt], max_new_tokens=LIMIT, seed=1, num_samples=4, tokenizer=tokenizer)
+    other = Watermark("another-key-of-the-same-shape-12")
+    vocab = model.config.vocab_size
+    for sample, free in zip(samples, unmarked, strict=True):
+        assert score_ids(prompt[-1:] + sample.tokens, watermark, vocab).z > 4
+        assert abs(score_ids(prompt[-1:] + sample.tokens, other, vocab).z) < 3
+        assert abs(score_ids(prompt[-1:] + free.tokens, watermark, vocab).z) < 3
+    detection = pytest.importorskip("gpt2.detection.watermark")
+    save_pretrained(model, tmp_path / "ckpt", tokenizer=tokenizer)
+    text = "hello" + "".join(t for t, _ in texts(marked))
+    detector = detection.WatermarkDetector(str(tmp_path / "ckpt"), key=WATERMARK_KEY)
+    assert detector.test(text).z > 4
+    assert abs(detection.WatermarkDetector(str(tmp_path / "ckpt"), key=other.key).test(text).z) < 3
+    # the check view's z-test, under the server's key, is the detector's
+    checked = client.post("/v1/detect", json={"text": text}).json()["watermark"]
+    assert checked["watermarked"] and checked["z"] == pytest.approx(detector.test(text).z)
+
+
+@pytest.mark.parametrize("options", SAMPLING[:3])
+def test_watermarked_tokens_equal_generate(make_client, model, tokenizer, watermark, options):
+    """The server and generate() share the engine: same config, key and seed, same tokens; alone, streamed,
+    or in one batch beside an unwatermarked request."""
+    client = make_client(watermark=watermark, max_batch=8)
+    body = {"prompt": "hello world", "max_tokens": 40, "seed": 11, "n": 2, **options}
+    ref = reference(model, tokenizer, "hello world", max_new_tokens=40, seed=11, num_samples=2,
+                    watermark=watermark, **options)
+    assert ref != reference(model, tokenizer, "hello world", max_new_tokens=40, seed=11, num_samples=2, **options)
+    assert texts(client.post("/v1/completions", json=body)) == ref
+    assert joined(sse(client.post("/v1/completions", json={**body, "stream": True}))[0], 2) == ref
+    scheduler = client.app.state.scheduler
+    scheduler.pause()
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(client.post, "/v1/completions", json={**body, "watermark": w}) for w in (True, False)]
+        wait_for(lambda: scheduler.waiting == 2)
+        scheduler.resume()
+        marked, plain = (f.result() for f in futures)
+    assert scheduler.stats.largest_step == 4  # decoded together
+    assert texts(marked) == ref
+    assert texts(plain) == reference(model, tokenizer, "hello world", max_new_tokens=40, seed=11, num_samples=2,
+                                     **options)
+
+
+def test_the_watermark_key_is_never_sent_or_logged(make_client, watermark, caplog):
+    caplog.set_level("DEBUG")
+    client = make_client(watermark=watermark)
+    body = {"prompt": "hello", "max_tokens": 8, "seed": 3}
+    responses = [
+        client.post("/v1/completions", json=body),
+        client.post("/v1/completions", json={**body, "stream": True, "logprobs": 2}),
+        client.post("/v1/completions", json={**body, "max_tokens": LIMIT + 1}),  # 400
+        client.post("/v1/completions", json={**body, "watermark": "on"}),  # 422 (the body is echoed)
+        client.post("/v1/detect", json={"text": "hello world"}),
+        client.get("/v1/models"), client.get("/health"), client.get("/openapi.json"), client.get("/"),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 400, 422, 200, 200, 200, 200, 200]
+    assert client.get("/health").json()["watermark"] == watermark.describe()  # the public settings only
+    secret = WATERMARK_KEY.lower()
+    for r in responses:
+        assert secret not in r.text.lower() and secret not in str(r.headers).lower(), r.request.url
+    assert secret not in caplog.text.lower()
+    assert WATERMARK_KEY not in repr(client.app.state.scheduler.stats.snapshot())
+
+
+def test_asking_for_a_watermark_without_a_key_is_refused(client):
+    r = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2, "watermark": True})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == "watermark" and "watermark" in error["message"] and "no watermark key" in error["message"]
+    assert client.post("/v1/completions", json={"prompt": "x", "watermark": "yes"}).status_code == 422
+    off = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2, "watermark": False})
+    assert off.status_code == 200 and off.json()["watermark"] is False
+    assert client.post("/v1/detect", json={"text": "hello"}).json()["watermark"] is None
+    assert client.get("/health").json()["watermark"] is None
+
+
+def test_cli_serve_watermark_reads_the_key_from_a_file_or_the_environment(tmp_path, model, tokenizer,
+                                                                           monkeypatch, capsys):
+    from gpt2.checkpoint import save_pretrained
+    from gpt2.commands import serve
+    from gpt2.sampling import Watermark, WatermarkError
+
+    save_pretrained(model, tmp_path / "ckpt", tokenizer=tokenizer)
+    (tmp_path / "key").write_text(WATERMARK_KEY + "\n")
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.delenv("GPT2_WATERMARK_KEY", raising=False)
+    base = ["serve", "--model", str(tmp_path / "ckpt")]
+    for extra, env in ((["--watermark", "--watermark-key-file", str(tmp_path / "key")], None),
+                       (["--watermark", "--watermark-delta", "3"], WATERMARK_KEY)):
+        if env:
+            monkeypatch.setenv("GPT2_WATERMARK_KEY", env)
+        args = parser.parse_args(base + extra)
+        assert args.func(args) == 0
+        with TestClient(seen["app"]) as c:
+            r = c.post("/v1/completions", json={"prompt": "hello", "max_tokens": 8, "seed": 1})
+            wm = c.get("/health").json()["watermark"]
+        expected = Watermark(WATERMARK_KEY, delta=wm["delta"])
+        served = seen["app"].state.scheduler.model  # packed for CPU: logits equal the fixture's to rounding
+        assert texts(r) == reference(served, tokenizer, "hello", max_new_tokens=8, seed=1, watermark=expected)
+        assert "watermarking completions" in capsys.readouterr().err
+    monkeypatch.delenv("GPT2_WATERMARK_KEY")
+    for extra, words in ((["--watermark"], "GPT2_WATERMARK_KEY"),
+                         (["--watermark-key-file", str(tmp_path / "missing")], "not found")):
+        with pytest.raises(WatermarkError, match=words):
+            args = parser.parse_args(base + extra)
+            args.func(args)
+    (tmp_path / "short").write_text("k3y")
+    with pytest.raises(WatermarkError) as e:
+        args = parser.parse_args(base + ["--watermark-key-file", str(tmp_path / "short")])
+        args.func(args)
+    assert "k3y" not in str(e.value) and "\n" not in str(e.value)
+    out = capsys.readouterr()
+    assert WATERMARK_KEY not in out.out + out.err

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from gpt2.commands import _options
+from gpt2.commands import _options, detect_watermark
 
 EPILOG = """\
 examples:
@@ -14,13 +14,16 @@ examples:
   gpt2 serve --model gpt2 --api-key "$KEY" --port 9000
   gpt2 serve --model gpt2 --detector det/tfidf --detector-report reports/tfidf/results.json \\
              --detector-trained-on "WebText vs GPT-2 117M top-k 40 samples"
+  gpt2 serve --model gpt2 --watermark --watermark-key-file key.txt    completions watermarked by default
   curl -s localhost:8000/v1/completions -H 'content-type: application/json' \\
        -d '{"prompt": "Once upon a time", "max_tokens": 40, "top_k": 40, "seed": 1}'
 
 The API follows OpenAI's /v1/completions (stream: true for server-sent events); top_k is an extension.
 An empty prompt samples unconditionally (from <|endoftext|>). POST /v1/detect {"text": ...} gives GLTR's
 token ranks, of a text of any length (rolling windows of the context). The page is described in docs/web.md.
-The key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise."""
+The API key can also come from $GPT2_API_KEY. It binds 127.0.0.1 unless --host says otherwise.
+With a watermark key, completions are watermarked unless a request sends "watermark": false, and
+/v1/detect adds the text's z-test (gpt2 detect watermark's); the watermark key is never sent or logged."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -60,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "never a full path)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _options.add_options(p)
+    detect_watermark.add_watermark_options(p)
     p.set_defaults(func=run)
 
 
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("max_batch", "max_queue", "max_tokens_limit", "detector_min_tokens"):
         if getattr(args, name) < 1:
             raise GPT2Error(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
+    watermark = detect_watermark.watermark_from_args(args)  # a bad key fails before the model loads
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = _options.load(args)
@@ -83,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(model, tokenizer, model_name=args.model_name or short_model_name(str(args.model)),
                      api_key=args.api_key or None, max_batch=args.max_batch, max_queue=args.max_queue,
                      max_tokens_limit=args.max_tokens_limit, detector=detector, detector_about=about,
-                     detector_min_tokens=args.detector_min_tokens)
+                     detector_min_tokens=args.detector_min_tokens, watermark=watermark)
+    if watermark is not None:
+        settings = ", ".join(f"{k} {v}" for k, v in watermark.describe().items())
+        print(f"gpt2 serve: watermarking completions ({settings}); a request may send \"watermark\": false",
+              file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"gpt2 serve: warning: listening on {args.host} without --api-key; anyone who can reach it "
               "can use it", file=sys.stderr)

@@ -5,6 +5,10 @@ Routes: POST /v1/completions, POST /v1/tokenize (the page's live token count), P
 (texts to check) and FastAPI's OpenAPI schema (/openapi.json, /docs). With an API key configured, every
 /v1 route wants `Authorization: Bearer KEY`. The request handling lives per view: completions.py (Write)
 and check.py (Check text).
+
+With a watermark (`watermark=`, gpt2.sampling.Watermark) completions are watermarked by default (the
+request field `watermark`), /v1/detect adds the checked text's z-test, and /health shows the public
+settings (gamma, delta, context width, seeding); the key itself is in no response.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from gpt2.model import GPT
+from gpt2.sampling import Watermark, score_ids
 from gpt2.server.about import human_examples
 from gpt2.server.check import BUCKETS, DETECTOR_MIN_TOKENS, MAX_CHECK_TOKENS, Checker, Detector, bucket
 from gpt2.server.completions import Completions
@@ -47,13 +52,15 @@ def create_app(
     detector_about: dict | None = None,
     detector_min_tokens: int = DETECTOR_MIN_TOKENS,
     max_check_tokens: int = MAX_CHECK_TOKENS,
+    watermark: Watermark | None = None,
 ) -> FastAPI:
     """The app serving `model`. Its scheduler (app.state.scheduler) runs while the app's lifespan does,
     and starts on the first request otherwise (e.g. under httpx's ASGITransport). `detector_about`
     (gpt2.server.about.describe_detector) is what the page says the detector was trained on and how
-    accurate it measured; its score shows only for texts of `detector_min_tokens` or more."""
+    accurate it measured; its score shows only for texts of `detector_min_tokens` or more. `watermark`
+    (with its key) watermarks completions unless a request sends `"watermark": false`."""
     scheduler = Scheduler(model, tokenizer, max_batch=max_batch, max_queue=max_queue)
-    completions = Completions(model, tokenizer, scheduler, model_name, max_tokens_limit)
+    completions = Completions(model, tokenizer, scheduler, model_name, max_tokens_limit, watermark)
     checker = Checker(model, tokenizer, scheduler, model_name, detector, detector_about,
                       min_tokens=detector_min_tokens, max_tokens=max_check_tokens)
 
@@ -106,8 +113,12 @@ def _add_api(app: FastAPI, completions: Completions, checker: Checker, api_key: 
     async def detect(body: DetectRequest) -> dict:
         """GLTR: each token's rank (1 = the model's first choice) and probability, the share of tokens
         in each rank bucket, and the configured detector's score (P(machine)) if any. Texts longer than
-        the context are scored in rolling windows (`window` says how)."""
-        return await checker.detect(body)
+        the context are scored in rolling windows (`window` says how). On a server with a watermark key,
+        `watermark` is the text's z-test (null otherwise)."""
+        result = await checker.detect(body)
+        result["watermark"] = None if completions.watermark is None else \
+            await run_in_threadpool(_watermark_test, completions, body.text)
+        return result
 
     @app.get("/v1/models", dependencies=v1, tags=["api"])
     async def models() -> dict:
@@ -122,10 +133,19 @@ def _add_api(app: FastAPI, completions: Completions, checker: Checker, api_key: 
             "status": "ok", "model": completions.model_name, "context_length": completions.context,
             "max_tokens_limit": completions.max_tokens_limit, "auth_required": api_key is not None,
             "detector": detector.name if detector is not None else None,
+            "watermark": completions.watermark.describe() if completions.watermark is not None else None,
             "detector_min_tokens": checker.min_tokens, "max_check_tokens": checker.max_tokens,
             "running": scheduler.running, "waiting": scheduler.waiting,
             "max_batch": scheduler.max_batch, "max_queue": scheduler.max_queue, "stats": scheduler.stats.snapshot(),
         }
+
+
+def _watermark_test(completions: Completions, text: str) -> dict:
+    """The green-list z-test of `text` under the server's key (repeated n-grams counted once); z > 4 is
+    the paper's threshold."""
+    ids = completions.tokenizer.encode(text)
+    score = score_ids(ids, completions.watermark, completions.model.config.vocab_size).to_json()
+    return {**score, "watermarked": score["z"] > 4.0}
 
 
 def _add_page(app: FastAPI) -> None:

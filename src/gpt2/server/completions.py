@@ -1,5 +1,8 @@
 """The Write view's requests: OpenAI's completions (whole, or streamed as server-sent events) and the
-token count the page shows as you type (with the tail of a text that fits the context)."""
+token count the page shows as you type (with the tail of a text that fits the context).
+
+A server started with a watermark key (gpt2.sampling.Watermark) watermarks completions unless a request
+says `"watermark": false`; the key stays here: responses say only whether a completion was watermarked."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from gpt2.model import GPT
-from gpt2.sampling import GenerationConfig
+from gpt2.sampling import GenerationConfig, Watermark
 from gpt2.server.errors import APIError, busy
 from gpt2.server.jobs import Done, Failed, Job, Piece, QueueFull, SchedulerClosed
 from gpt2.server.protocol import CompletionRequest, TokenizeRequest
@@ -27,18 +30,20 @@ class Completions:
     """Validation against the model, jobs on the scheduler, and OpenAI's response shapes."""
 
     def __init__(self, model: GPT, tokenizer: Any, scheduler: Scheduler, model_name: str,
-                 max_tokens_limit: int) -> None:
+                 max_tokens_limit: int, watermark: Watermark | None = None) -> None:
         self.model, self.tokenizer, self.scheduler = model, tokenizer, scheduler
         self.model_name, self.max_tokens_limit = model_name, max_tokens_limit
         self.context = model.config.n_positions
+        self.watermark = watermark  # the key: never in a response, a log line or an error
 
     async def complete(self, body: CompletionRequest, request: Request):
         prompts, texts = await run_in_threadpool(self._prompts, body.prompt)
         self._check_lengths(prompts, body.max_tokens)
+        watermark = self._watermark(body.watermark)
         seed = body.seed if body.seed is not None else secrets.randbits(62)
         config = GenerationConfig(
             temperature=body.temperature, top_k=body.top_k, top_p=body.top_p, max_new_tokens=body.max_tokens,
-            num_return_sequences=body.n, seed=seed, stop_strings=body.stops(),
+            num_return_sequences=body.n, seed=seed, stop_strings=body.stops(), watermark=watermark,
         )
         job = Job(prompts, config, logprobs=body.logprobs)
         try:
@@ -46,7 +51,7 @@ class Completions:
         except (QueueFull, SchedulerClosed) as e:
             raise busy(e, self.scheduler.max_queue) from None
         head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": self.model_name}
+                "model": self.model_name, "watermark": watermark is not None}
         offsets = [len(texts[i // body.n]) for i in range(len(prompts) * body.n)]
         if body.stream:
             return StreamingResponse(
@@ -74,6 +79,14 @@ class Completions:
             elif isinstance(event, Failed):
                 raise APIError(event.status, event.message, type="server_error")
         return JSONResponse({"error": {"message": "client disconnected"}}, status_code=499)
+
+    def _watermark(self, asked: bool | None) -> Watermark | None:
+        """The server's watermark unless the request turned it off; asking for one without a key is a 400."""
+        if asked and self.watermark is None:
+            raise APIError(400, "watermark: this server has no watermark key (start it with `gpt2 serve "
+                           "--watermark --watermark-key-file FILE`); leave the field out or send false",
+                           param="watermark", code="watermark_unavailable")
+        return self.watermark if asked is not False else None
 
     def _prompts(self, prompt: str | list) -> tuple[list[list[int]], list[str]]:
         """Token ids and text of each prompt; an empty prompt is <|endoftext|> (unconditional)."""

@@ -36,6 +36,9 @@ class CompletionRequest(BaseModel):
     stream: bool = Field(False, description="send text as server-sent events, ending with data: [DONE]")
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS,
                                  description="log-probabilities of each token and this many alternatives")
+    watermark: bool | None = Field(
+        None, description="extension: bias sampling towards the green lists of the server's watermark key "
+        "(Kirchenbauer et al. 2023); omitted = the server's setting; true on a server without a key is an error")
     # OpenAI fields this server does not implement: accepted only at their no-op values.
     echo: bool = False
     best_of: int | None = None
