@@ -77,7 +77,7 @@ def timed(command: list[str], env: dict[str, str]) -> float:
 
 
 def lm_eval_metrics(out_dir: Path, task: str) -> dict[str, float]:
-    (path,) = sorted(out_dir.rglob("results_*.json"))[-1:]
+    (path,) = out_dir.rglob("results_*.json")  # one run wrote this folder
     results = json.loads(path.read_text())["results"][task]
     return {key.split(",")[0]: float(value) for key, value in results.items() if key.endswith(",none")}
 
@@ -88,7 +88,8 @@ def project_metrics(out_dir: Path, task: str) -> dict[str, float]:
 
 def run_pair(name: str, model_dir: Path, data: Path, tasks_dir: Path, tmp: Path, args, env) -> dict:
     lm_task, our_task, metrics = PAIRS[name]
-    theirs_out, ours_out = tmp / f"lm-eval-{name}", tmp / f"gpt2-{name}"
+    # a folder per task and model: each side's results file is this run's alone
+    theirs_out, ours_out = tmp / f"lm-eval-{name}-{model_dir.name}", tmp / f"gpt2-{name}-{model_dir.name}"
     lm_eval_s = timed([
         sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir},dtype=float32",
         "--device", "cpu", "--batch_size", str(args.batch_size), "--tasks", lm_task, "--include_path",
