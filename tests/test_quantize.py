@@ -51,7 +51,7 @@ def test_int8_linear_equals_the_dequantized_matmul(rows, dtype, emulated, monkey
     if emulated and 2 * rows > quantize._KERNEL_MAX_ROWS_EMULATED:
         # float32 GEMM of the float32 inputs with the dequantized weight (oneDNN or MKL: ~1e-6 relative),
         # rounded once to the input dtype
-        assert q._fp32 is not None
+        assert q._wide is not None and q._wide.dtype == torch.float32
         torch.testing.assert_close(y, (x.float() @ dense.t()).to(dtype), rtol=1e-5 if dtype == torch.float32
                                    else 2**-8, atol=1e-5)
     else:
@@ -59,7 +59,7 @@ def test_int8_linear_equals_the_dequantized_matmul(rows, dtype, emulated, monkey
         # accumulates in float32 and rounds to bfloat16 (measured: <= 2^-8 relative), the wide-input path
         # rounds twice (after the GEMM and after scaling: 2^-7). Besides, float32 accumulation-order noise is
         # relative to the sum of the products' magnitudes (large where they cancel).
-        assert q._fp32 is None
+        assert (q._wide is None) == (2 * rows <= 16)  # the bfloat16 copy: made for wide inputs only
         xb = x.to(torch.bfloat16).float()
         reference = xb @ dense.t()
         magnitude = xb.abs() @ dense.abs().t()
@@ -69,8 +69,8 @@ def test_int8_linear_equals_the_dequantized_matmul(rows, dtype, emulated, monkey
         assert error.max() > 0  # bfloat16 rounding is there: the check is not vacuous
     with torch.no_grad():  # and the weight is close to the float32 layer's
         assert (y.float() - linear(x.float())).norm() / linear(x.float()).norm() < 0.01
-    copied = copy.deepcopy(q)  # a copy drops the float32 copy and remakes it on demand
-    assert copied._fp32 is None
+    copied = copy.deepcopy(q)  # a copy drops the wide copy and remakes it on demand
+    assert copied._wide is None
     torch.testing.assert_close(copied(x), y, rtol=0, atol=0)
 
 

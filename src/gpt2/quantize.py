@@ -12,7 +12,10 @@ Where bfloat16 is emulated (AVX2-only CPUs: no AVX512-BF16, no AMX) the kernel s
 sampling batch) is an order of magnitude slower than float32's. There, wide inputs go to a float32 copy of
 the dequantized weight (`q * scale`, exact in float32), prepacked for oneDNN where it can, made on the first
 wide input: `--dtype int8` is then as fast as float32 at any batch and faster at batch 1, and a model that
-has run a wide input holds that copy beside its int8 weights (docs/benchmarks.md, int8 on AVX2).
+has run a wide input holds that copy beside its int8 weights (docs/benchmarks.md, int8 on AVX2). Where
+bfloat16 is native, wide inputs run a bfloat16 GEMM of the int8 values (exact in bfloat16) times the scales,
+through a bfloat16 copy made once (oneDNN-packed where it can): converting the weight on every call made a
+batch of 32 slower in int8 than in float32.
 
 For inference only: the int8 weights are buffers, not parameters, and there are no gradients.
 """
@@ -65,7 +68,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight", weight)
         self.register_buffer("scales", scales)
         self.register_buffer("bias", bias)
-        self._fp32: torch.Tensor | None = None  # the dequantized weight for wide inputs (emulated bf16 only)
+        self._wide: torch.Tensor | None = None  # the weight for wide inputs, made on the first one
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8Linear:
@@ -80,31 +83,33 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
         if wide_inputs_in_fp32() and rows > _KERNEL_MAX_ROWS_EMULATED:
-            y = self._fp32_product(x.reshape(-1, self.in_features).float())
+            y = self._wide_product(x.reshape(-1, self.in_features).float())
         else:
             x2 = x.reshape(-1, self.in_features).to(_COMPUTE_DTYPE)
             scales = self.scales.to(_COMPUTE_DTYPE)  # a no-op unless the module was cast after quantizing
             if rows <= _KERNEL_MAX_ROWS:
                 y = torch.ops.aten._weight_int8pack_mm(x2, self.weight, scales)
             else:
-                y = F.linear(x2, self.weight.to(_COMPUTE_DTYPE)) * scales  # int8 values are exact in bfloat16
+                y = self._wide_product(x2) * scales  # int8 values are exact in bfloat16
         y = y.to(x.dtype).view(*x.shape[:-1], self.out_features)
         return y + self.bias.to(x.dtype) if self.bias is not None else y
 
-    def __getstate__(self):  # copies (copy.deepcopy, pickling) drop the float32 copy: a blocked tensor has no storage
+    def __getstate__(self):  # copies (copy.deepcopy, pickling) drop the wide copy: a blocked tensor has no storage
         state = super().__getstate__().copy()
-        state["_fp32"] = None
+        state["_wide"] = None
         return state
 
-    def _fp32_product(self, x2: torch.Tensor) -> torch.Tensor:
-        """x2 @ dequantized weight^T in float32, through a copy made once (oneDNN-packed where it can be)."""
-        if self._fp32 is None or self._fp32.device != self.weight.device:
-            dense = self.dequantize()
-            packable = dense.device.type == "cpu" and torch.float32 in packed_dtypes()
-            self._fp32 = torch.ops.mkldnn._reorder_linear_weight(dense, 32) if packable else dense
-        if self._fp32.layout == torch._mkldnn:
-            return torch.ops.mkldnn._linear_pointwise(x2, self._fp32, None, "none", [], "")
-        return F.linear(x2, self._fp32)
+    def _wide_product(self, x2: torch.Tensor) -> torch.Tensor:
+        """x2 @ W^T for a wide input, in x2's dtype, through a copy of the weight made once (oneDNN-packed
+        where it can be): float32 = the dequantized weight; bfloat16 = the int8 values (the caller scales)."""
+        wide = self._wide
+        if wide is None or wide.device != self.weight.device or wide.dtype != x2.dtype:
+            dense = self.dequantize() if x2.dtype == torch.float32 else self.weight.to(x2.dtype)
+            packable = dense.device.type == "cpu" and x2.dtype in packed_dtypes()
+            self._wide = wide = torch.ops.mkldnn._reorder_linear_weight(dense, 32) if packable else dense
+        if wide.layout == torch._mkldnn:
+            return torch.ops.mkldnn._linear_pointwise(x2, wide, None, "none", [], "")
+        return F.linear(x2, wide)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
