@@ -268,3 +268,23 @@ def test_detectors_saved_before_conventions_load_as_they_were_calibrated(models,
     np.testing.assert_allclose(old.statistics(TEXTS), expected, rtol=1e-12)
     with pytest.raises(Exception, match="convention must be one of document, hf"):
         detector("loglik", models, convention="openai")
+
+
+def test_cli_takes_the_convention_and_refuses_it_where_it_means_nothing(models, tmp_path, capsys):
+    import json
+
+    from gpt2.cli import main
+
+    real, fake = tmp_path / "real.jsonl", tmp_path / "fake.jsonl"
+    real.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:3]))
+    fake.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[3:]))
+    model = str(models["A"][1])
+    base = ["detect", "train", "--real", str(real), "--fake", str(fake), "--model", model, "--dtype", "fp32"]
+    assert main([*base, "--detector", "binoculars", "--observer", str(models["B"][1]), "--convention", "document",
+                 "--xppl", "scored", "--out", str(tmp_path / "b")]) == 0
+    config = json.loads((tmp_path / "b" / "detector.json").read_text())["config"]
+    assert (config["convention"], config["xppl"]) == ("document", "scored")
+    assert main([*base, "--detector", "gltr", "--convention", "hf", "--out", str(tmp_path / "g")]) == 2
+    assert "--convention applies to the zero-shot detectors" in capsys.readouterr().err
+    assert main([*base, "--detector", "loglik", "--xppl", "all", "--out", str(tmp_path / "l")]) == 2
+    assert "--xppl applies to binoculars, not 'loglik'" in capsys.readouterr().err

@@ -48,6 +48,13 @@ def _add_detector_options(p: argparse.ArgumentParser) -> None:
                    help="fast-detectgpt: a separate sampling model (default: the scoring model)")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="tokens of each text to read (default: 256; classifier: 128)")
+    p.add_argument("--convention", choices=("hf", "document"), default=None,
+                   help="zero-shot detectors: hf (the default: the text as the authors' Hugging Face code reads "
+                   "it, first token context only) or document (conditioned on <|endoftext|>, every token "
+                   "scored; DetectGPT's OpenAI path); see docs/detection.md")
+    p.add_argument("--xppl", choices=("all", "scored"), default=None,
+                   help="binoculars: average the cross-perplexity where its authors' code does (all, the "
+                   "default) or over the log-perplexity's positions (scored)")
     p.add_argument("--min-df", type=int, default=None, help="tfidf: minimum document frequency (default: 5)")
     p.add_argument("--backbone", default=None, metavar="NAME_OR_DIR",
                    help="encoder-classifier: the encoder to fine-tune (roberta-base, the default; roberta-large; "
@@ -86,8 +93,19 @@ def _detector_options(args: argparse.Namespace) -> dict:
         opts["dtype"] = args.dtype
     if args.max_tokens is not None:
         opts["max_tokens"] = args.max_tokens
+    if args.xppl is not None and name != "binoculars":
+        raise DetectorError(f"--xppl applies to binoculars, not {name!r}")
+    if args.convention is not None:
+        from gpt2.detection import ZERO_SHOT
+
+        if name not in ZERO_SHOT:
+            raise DetectorError(f"--convention applies to the zero-shot detectors ({', '.join(ZERO_SHOT)}), "
+                                f"not {name!r}")
+        opts["convention"] = args.convention
     if name == "binoculars":
         opts["observer"] = args.observer
+        if args.xppl is not None:
+            opts["xppl"] = args.xppl
     if name == "fast-detectgpt" and args.reference:
         opts["reference"] = args.reference
     if name in ("classifier", "encoder-classifier"):
