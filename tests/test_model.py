@@ -252,3 +252,37 @@ def test_one_query_attention_matches_sdpa(dtype, tol):
         torch.testing.assert_close(_one_query_attention(q, k, v, 5, m).float(), expected, atol=tol, rtol=tol)
         torch.testing.assert_close(_one_query_attention(q, k_buffer, v_buffer, 5, m).float(), expected,
                                    atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_cross_entropy_equals_torchs_with_ignored_targets(dtype):
+    """The AVX2 path of the training loss (gpt2.cross_entropy) against F.cross_entropy: loss and gradient."""
+    from gpt2.cross_entropy import FusedCrossEntropy
+
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(64, 1000)).to(dtype).float()
+    targets = torch.randint(0, 1000, (64,))
+    targets[::7] = -100
+    a = logits.clone().requires_grad_()
+    b = logits.clone().requires_grad_()
+    ours = FusedCrossEntropy.apply(a, targets)
+    theirs = torch.nn.functional.cross_entropy(b, targets, ignore_index=-100)
+    (2.5 * ours).backward()
+    (2.5 * theirs).backward()
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-7)
+    assert a.grad[::7].abs().max() == 0  # ignored rows get no gradient
+    assert ours.item() > 1  # peaked random logits: a loss far from zero, so the check is not vacuous
+
+
+def test_training_loss_takes_the_fused_path_only_where_torchs_is_slow(monkeypatch):
+    from gpt2 import cross_entropy as ce
+
+    calls = []
+    monkeypatch.setattr(ce.FusedCrossEntropy, "apply", lambda *a: calls.append(1) or torch.tensor(0.0))
+    logits, targets = torch.randn(4, 10, requires_grad=True), torch.randint(0, 10, (4,))
+    for slow in (True, False):
+        monkeypatch.setattr(ce, "_slow_log_softmax_backward", lambda slow=slow: slow)
+        ce.cross_entropy(logits, targets)
+    ce.cross_entropy(logits.detach(), targets)  # no gradient wanted: torch's (forward only) is fine anywhere
+    assert calls == [1]

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from gpt2.checkpoint import PreTrainedModel
 from gpt2.config import GPTConfig
+from gpt2.cross_entropy import cross_entropy
 
 
 class KVCache:
@@ -287,9 +288,7 @@ class GPT(PreTrainedModel):
         x = self.hidden_states(idx, kv_cache=kv_cache, attention_mask=attention_mask, position_ids=position_ids)
         if targets is not None:
             logits = self.lm_head(x)
-            loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100
-            )
+            loss = cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
             return logits, loss
         if last_logits_only:
             # contiguous: F.linear of a strided (B, 1, C) view may not fold it into one matrix and instead
