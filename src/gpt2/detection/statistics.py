@@ -119,9 +119,9 @@ def token_stats(
                             f"{m.config.vocab_size} ids); they must share one tokenizer")
     ids = encode_texts(tokenizer, texts, n_ctx, max_tokens)
     hf = convention == "hf"
-    short = [i for i, x in enumerate(ids) if hf and len(x) < 2]
-    if short:
-        raise DataError(f"text {short[0]} has one token; the hf convention scores from the second token on, "
+    short = next((i for i, x in enumerate(ids) if len(x) < 2), None) if hf else None
+    if short is not None:
+        raise DataError(f"text {short} has one token; the hf convention scores from the second token on, "
                         "so a text needs two tokens (or use the document convention)")
     models = [m for m in (model, reference, observer) if m is not None]
     out: list[TokenStats | None] = [None] * len(ids)
@@ -130,18 +130,24 @@ def token_stats(
     for i, logits in row_logits(models, ids, None if hf else eot, batch_tokens):
         ref = logits[1] if reference is not None else None
         obs = logits[-1] if observer is not None else None
-        if not hf:
-            out[i] = _stats(logits[0], ids[i], ref, obs)
-        else:  # position t predicts token t + 1: the last position predicts nothing of the text
-            cut = (lambda x: x[:-1] if x is not None else None)
-            out[i] = stats = _stats(logits[0][:-1], ids[i][1:], cut(ref), cut(obs))
-            if obs is not None:
-                last = _cross_entropy(obs[-1:], F.log_softmax(logits[0][-1:].float(), dim=-1))
-                every = np.r_[stats.cross_entropy, last.double().cpu().numpy()]
-                stats.cross_entropy_all = every[np.asarray(ids[i]) != eot]
+        out[i] = _hf_stats(logits[0], ids[i], ref, obs, eot) if hf else _stats(logits[0], ids[i], ref, obs)
         bar.update(1)
     bar.close()
     return out  # type: ignore[return-value]
+
+
+def _hf_stats(logits: torch.Tensor, ids: list[int], reference: torch.Tensor | None,
+              observer: torch.Tensor | None, eot: int) -> TokenStats:
+    """The hf convention from the logits (T, V) of the text read as it is: position t predicts token t + 1,
+    so tokens 2..T are scored; the last position predicts nothing of the text, but Binoculars' code averages
+    its cross-entropy too (`cross_entropy_all`, positions whose input is <|endoftext|> = pad left out)."""
+    stats = _stats(logits[:-1], ids[1:], None if reference is None else reference[:-1],
+                   None if observer is None else observer[:-1])
+    if observer is not None:
+        last = _cross_entropy(observer[-1:], F.log_softmax(logits[-1:].float(), dim=-1))
+        every = np.r_[stats.cross_entropy, last.double().cpu().numpy()]
+        stats.cross_entropy_all = every[np.asarray(ids) != eot]
+    return stats
 
 
 # ---- per-text statistics: higher = more machine-like (the literature's orientation) ----
