@@ -465,16 +465,18 @@ def test_config_checks():
 
 def _page_faults_of_reallocation(megabytes: int = 64, rounds: int = 4) -> int:
     """Minor page faults while a large tensor is allocated, written and freed again `rounds` times, after
-    twice as many untimed rounds: what each training step does with its logits and their gradients. With
-    freed memory retained, the first rounds may still grow the heap (small objects settle in the freed
-    block), then it is reused: after a Trainer was built, rounds 1 and 3-5 faulted, later ones never."""
+    four times as many untimed rounds: what each training step does with its logits and their gradients.
+    With freed memory retained, the first rounds may still grow the heap (small objects settle in the freed
+    block), then it is reused: after a Trainer was built, rounds 1 and 3-5 faulted, later ones never; in a
+    fresh clone's full run (after gpt2 eval had trimmed the heap) one of rounds 9-12 faulted once, so the
+    warm-up is longer than that."""
     import resource
 
     def once() -> None:
         t = torch.ones(megabytes * 2**18)  # float32: 4 bytes each
         del t
 
-    for _ in range(2 * rounds):
+    for _ in range(4 * rounds):
         once()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(rounds):
