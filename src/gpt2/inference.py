@@ -19,7 +19,7 @@ from gpt2.packing import pack_if_possible
 from gpt2.quantize import quantize_int8
 from gpt2.tokenizer import Tokenizer
 
-INT8 = "int8"  # weights only, float32 activations, CPU only (gpt2.quantize)
+INT8 = "int8"  # int8 weights, int8 or bf16 activations by CPU class, CPU only (gpt2.quantize)
 
 
 def load_for_inference(name: str | os.PathLike, device: str | torch.device | None = "auto",

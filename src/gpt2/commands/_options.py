@@ -26,7 +26,7 @@ def add_compute_options(p: argparse.ArgumentParser, *, int8: bool = False) -> No
     p.add_argument("--dtype", choices=choices, default="auto",
                    help="weights' precision (default: auto = bf16 where the device multiplies it natively: "
                    "CUDA compute capability >= 8.0, AMX or AVX512-BF16 CPUs; else fp32)"
-                   + ("; int8: int8 weights, fp32 activations, CPU only" if int8 else ""))
+                   + ("; int8: int8 weights, CPU only (int8 activations where bf16 is emulated)" if int8 else ""))
     p.add_argument("--device", default="auto",
                    help="auto, cpu, cuda, cuda:N, ... (default: auto = cuda if available, else cpu)")
     p.add_argument("--no-pack", action="store_true",
