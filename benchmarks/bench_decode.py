@@ -7,14 +7,14 @@ Both models hold the same random weights of the 124M configuration (speed does n
 same prompt greedily to exactly --new-tokens tokens (no EOS stop), in the same process, after a warm-up, alternating
 runs. Reported: new tokens / median wall time over --repeats, prefill included. `+pack` rows are ours after
 `gpt2.packing.pack_for_cpu` (weights prepacked for oneDNN, as the CLI loads a model on CPU), against the same
-transformers run. `int8` is ours with `quantize_int8` (int8 weights, float32 activations) against transformers in
-float32, the precision it stands in for; transformers has no int8 path of its own on CPU.
+transformers run. `int8` is ours with `quantize_int8` (int8 weights; int8 or bf16 activations by CPU class) against
+transformers in float32, the precision it stands in for; transformers has no int8 path of its own on CPU.
 
 
 --accuracy measures what the speed costs on a trained checkpoint (random weights say nothing there): the
-mean next-token NLL on --text (default: WikiText-2 test) in fp32, bf16, bf16+pack and int8, and the relative change
-of the bf16/int8 NLL and logits vs fp32. int8 is run through the KV cache 16 tokens at a time, so the int8
-kernel itself (not the wide-input fallback) computes it, as in decoding.
+mean next-token NLL on --text (default: WikiText-2 test) in fp32, bf16, bf16+pack and int8 with bf16 and with int8
+activations, and the relative change of their NLL and logits vs fp32. int8/bf16 is run through the KV cache 16
+tokens at a time, so the weight-only kernel itself (not the wide-input GEMM) computes it, as in decoding.
 """
 
 from __future__ import annotations
@@ -91,7 +91,9 @@ def accuracy(checkpoint: str, text_path: str, max_tokens: int) -> None:
         ids = tokenizer.encode(f.read())[:max_tokens]
     fp32 = GPT.from_pretrained(checkpoint).eval()
     bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
-    variants = {"fp32": (fp32, None), "bf16": (bf16, None), "int8": (quantize_int8(copy.deepcopy(fp32)), 16)}
+    variants = {"fp32": (fp32, None), "bf16": (bf16, None),
+                "int8/bf16": (quantize_int8(copy.deepcopy(fp32), activations="bf16"), 16),  # weights only
+                "int8/int8": (quantize_int8(copy.deepcopy(fp32), activations="int8"), None)}  # and activations
     if can_pack(bf16):
         variants["bf16+pack"] = (pack_for_cpu(copy.deepcopy(bf16)), None)
     size = fp32.config.n_positions
@@ -114,11 +116,11 @@ def accuracy(checkpoint: str, text_path: str, max_tokens: int) -> None:
           f"n_embd {fp32.config.n_embd}); {text_path}: {count:,} predicted tokens in {len(windows)} "
           f"windows of {size}\n")
     base = nll["fp32"] / count
-    print(f"{'variant':<8} {'mean NLL':>9} {'ppl':>9} {'NLL vs fp32':>12} {'logits rel. err':>16} "
+    print(f"{'variant':<9} {'mean NLL':>9} {'ppl':>9} {'NLL vs fp32':>12} {'logits rel. err':>16} "
           f"{'same argmax':>12}")
     for name in variants:
         mean = nll[name] / count
-        print(f"{name:<8} {mean:>9.4f} {math.exp(mean):>9.2f} {100 * (mean / base - 1):>+11.3f}% "
+        print(f"{name:<9} {mean:>9.4f} {math.exp(mean):>9.2f} {100 * (mean / base - 1):>+11.3f}% "
               f"{(err[name] / norm) ** 0.5:>16.5f} {100 * top1[name] / count:>11.2f}%")
 
 
