@@ -85,6 +85,8 @@ def test_int8_activations_equal_a_restatement_of_per_row_quantization(rows):
     x = torch.randn(rows, 768) * 3 + 0.5
     x[:, 5] *= 20  # an outlier dimension, as GPT-2's hidden states have
     y = q(x).double()
+    if q._derived[0] is None:
+        pytest.skip(f"no quantized engine takes per-channel weights in this build ({torch.backends.quantized.engine})")
     w, b = q.dequantize().double(), linear.bias.detach().double()
     if rows == 1:  # the engine quantizes the row as it is
         quantized = engine_quantize(x).double()
