@@ -19,8 +19,8 @@ channel (symmetric, absmax / 127, the scale rounded to bfloat16) and multiplies 
 `auto` picks int8 activations where bfloat16 is emulated (AVX2-only CPUs: there the bfloat16 kernel is
 3-5x slower than fbgemm for one row and an order of magnitude slower for wide inputs) and bfloat16 where
 it is native (AVX512-BF16, AMX: the path measured there). docs/benchmarks.md has the figures per class;
-`benchmarks/bench_ctranslate2.py` times both where bf16 is native. Where the build has no quantized engine, int8 activations
-fall back to a float32 GEMM of the dequantized weight: correct, no faster than fp32.
+`benchmarks/bench_ctranslate2.py` times both where bf16 is native. Where the build has no quantized engine,
+int8 activations fall back to a float32 GEMM of the dequantized weight: correct, no faster than fp32.
 
 For inference only: the int8 weights are buffers, not parameters, and there are no gradients.
 """
