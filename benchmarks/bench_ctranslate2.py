@@ -31,9 +31,10 @@ from _machine import machine_details, time_alternately  # noqa: E402
 from _pair import hf_twin  # noqa: E402
 
 from gpt2.config import GPTConfig  # noqa: E402
+from gpt2.hardware import int8_activations  # noqa: E402
 from gpt2.model import GPT  # noqa: E402
 from gpt2.packing import pack_if_possible  # noqa: E402
-from gpt2.quantize import default_activations, quantize_int8  # noqa: E402
+from gpt2.quantize import quantize_int8  # noqa: E402
 from gpt2.sampling import generate  # noqa: E402
 from gpt2.tokenizer import Tokenizer  # noqa: E402
 
@@ -102,10 +103,10 @@ def main() -> None:
     print(machine_details(["torch", "transformers", "ctranslate2"]))
     torch.manual_seed(0)
     ours = GPT(GPTConfig.from_preset(args.preset)).eval()
-    int8_default = f"ours int8 ({default_activations()} activations, as the CLI loads it)"
+    int8_default = f"ours int8 ({int8_activations()} activations, as the CLI loads it)"
     engines = {"ours fp32 (as the CLI loads it)": pack_if_possible(copy.deepcopy(ours)),
                int8_default: quantize_int8(copy.deepcopy(ours))}
-    if default_activations() == "bf16":  # where bf16 is native, time the other int8 path too (on AVX2 its bf16
+    if int8_activations() == "bf16":  # where bf16 is native, time the other int8 path too (on AVX2 its bf16
         # GEMMs for wide inputs are emulated, an order of magnitude slower: not worth the minutes)
         engines["ours int8 (int8 activations)"] = quantize_int8(copy.deepcopy(ours), activations="int8")
     hf = hf_twin(ours).eval()

@@ -108,6 +108,7 @@ def test_a_process_limited_to_avx2_sees_an_avx2_machine():
                          check=True).stdout
     assert "[avx2]" in out or "[baseline]" in out, out
     assert "bf16 on cpu     emulated" in out and "dtype fp32" in out
+    assert "int8 products   int8 activations (fbgemm)" in out, out
     if torch.backends.mkldnn.is_available():
         assert "packed layouts  fp32\n" in out, out  # oneDNN refuses bf16's layout there
 

@@ -163,6 +163,12 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         raise ConfigError(f"--device {name!r} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
 
 
+def int8_activations() -> str:
+    """What `--dtype int8` feeds its int8 weights on this CPU (gpt2.quantize): `int8` (fbgemm's integer GEMMs)
+    where bfloat16 is emulated, `bf16` (the weight-only kernel) where it is native."""
+    return "bf16" if cpu().native_bf16 else "int8"
+
+
 def auto_dtype(device: torch.device | str) -> torch.dtype:
     """bfloat16 where this device multiplies it natively, float32 elsewhere: the same rule for training
     (as autocast's compute dtype) and inference (as the weights' dtype)."""
@@ -285,6 +291,8 @@ def summary() -> dict[str, str]:
         "aten kernels": torch.backends.cpu.get_cpu_capability(),
         "bf16 on cpu": "native" if c.native_bf16 else ("not emulated" if c.bf16_without_emulation else "emulated"),
         "packed layouts": ", ".join(dtype_name(d) for d in sorted(packed_dtypes(), key=str)) or "none",
+        "int8 products": {"int8": "int8 activations (fbgemm)", "bf16": "bf16 activations (weight-only kernel)"}[
+            int8_activations()],
     }
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()

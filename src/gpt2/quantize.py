@@ -27,14 +27,13 @@ For inference only: the int8 weights are buffers, not parameters, and there are 
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gpt2.hardware import cpu, packed_dtypes
+from gpt2.hardware import int8_activations, packed_dtypes
 from gpt2.model import GPT
 
 ACTIVATIONS = ("auto", "int8", "bf16")
@@ -44,12 +43,6 @@ _REDUCE_RANGE = True
 # matrix-vector product but slower than oneDNN's GEMM for wide inputs (docs/benchmarks.md).
 _KERNEL_MAX_ROWS = 16
 _COMPUTE_DTYPE = torch.bfloat16  # what the weight-only kernel multiplies in (it is slow for float32 and float16)
-
-
-@functools.cache
-def default_activations() -> str:
-    """`int8` where bfloat16 GEMMs are emulated, `bf16` where this CPU multiplies bfloat16 natively."""
-    return "bf16" if cpu().native_bf16 else "int8"
 
 
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +167,7 @@ def quantize_int8(model: GPT, activations: str = "auto") -> GPT:
         raise ValueError(f"activations must be one of {', '.join(ACTIVATIONS)}; got {activations!r}")
     if model.device.type != "cpu":
         raise ValueError(f"int8 products run on the CPU only; this model is on {model.device}")
-    activations = default_activations() if activations == "auto" else activations
+    activations = int8_activations() if activations == "auto" else activations
     dtype = model.transformer.ln_f.weight.dtype
     tied = model.lm_head.weight is model.transformer.wte.weight
     for parent in list(model.modules()):
