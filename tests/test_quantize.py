@@ -11,7 +11,6 @@ import torch.nn as nn
 
 from gpt2 import hardware
 from gpt2.config import GPTConfig
-from gpt2.hardware import cpu
 from gpt2.model import GPT
 from gpt2.quantize import Int8Embedding, Int8Linear, quantize_int8, quantize_weight
 from gpt2.sampling import generate
@@ -180,7 +179,7 @@ def test_quantize_keeps_names_ties_and_dtype():
     assert quantized.dtype == torch.float32 and quantized.new_kv_cache(1, 8).k.dtype == torch.float32
     assert quantized.transformer.h[0].attn.c_attn.weight.dtype == torch.int8
     # auto: int8 activations where bfloat16 is emulated (fbgemm's integer products), bfloat16 where native
-    assert quantized.lm_head.activations == ("bf16" if cpu().native_bf16 else "int8") == hardware.int8_activations()
+    assert quantized.lm_head.activations == ("bf16" if hardware.cpu().native_bf16 else "int8") == hardware.int8_activations()
     with pytest.raises(ValueError, match="activations must be one of auto, int8, bf16; got 'fp8'"):
         quantize_int8(trained_like_model(), activations="fp8")
     bf16 = quantize_int8(trained_like_model().to(torch.bfloat16))

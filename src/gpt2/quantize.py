@@ -64,7 +64,7 @@ class Int8Linear(nn.Module):
     def __init__(self, weight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None,
                  activations: str = "int8") -> None:
         super().__init__()
-        if activations not in ("int8", "bf16"):
+        if activations not in ACTIVATIONS[1:]:
             raise ValueError(f"activations must be 'int8' or 'bf16'; got {activations!r}")
         self.out_features, self.in_features = weight.shape
         self.activations = activations
@@ -86,16 +86,18 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, self.in_features)
         if self.activations == "int8":
-            return self._int8_product(x2.float()).to(x.dtype).view(*x.shape[:-1], self.out_features)
-        y = self._bf16_product(x2).to(x.dtype).view(*x.shape[:-1], self.out_features)
-        return y + self.bias.to(x.dtype) if self.bias is not None else y
+            y = self._int8_product(x2.float()).to(x.dtype)  # the bias added inside, in float32
+        else:
+            y = self._bf16_product(x2).to(x.dtype)
+            y = y + self.bias.to(x.dtype) if self.bias is not None else y
+        return y.view(*x.shape[:-1], self.out_features)
 
     def _int8_product(self, x2: torch.Tensor) -> torch.Tensor:
         """x2 @ W^T + b in float32 with int8 activations (fbgemm)."""
         if self._derived is None:
             self._derived = self._pack_for_engine()
         with_bias, without_bias, row_sums, bias = self._derived
-        if with_bias is None:  # no quantized engine in this build: the dequantized weight
+        if with_bias is None:  # no quantized engine in this build: `without_bias` is the dequantized weight
             return F.linear(x2, without_bias, bias)
         if x2.size(0) == 1:  # one row (a decoding step at batch 1): the engine's one scale is the row's
             return torch.ops.quantized.linear_dynamic(x2, with_bias, _REDUCE_RANGE)
