@@ -179,7 +179,8 @@ def test_quantize_keeps_names_ties_and_dtype():
     assert quantized.dtype == torch.float32 and quantized.new_kv_cache(1, 8).k.dtype == torch.float32
     assert quantized.transformer.h[0].attn.c_attn.weight.dtype == torch.int8
     # auto: int8 activations where bfloat16 is emulated (fbgemm's integer products), bfloat16 where native
-    assert quantized.lm_head.activations == ("bf16" if hardware.cpu().native_bf16 else "int8") == hardware.int8_activations()
+    expected = "bf16" if hardware.cpu().native_bf16 else "int8"
+    assert quantized.lm_head.activations == expected == hardware.int8_activations()
     with pytest.raises(ValueError, match="activations must be one of auto, int8, bf16; got 'fp8'"):
         quantize_int8(trained_like_model(), activations="fp8")
     bf16 = quantize_int8(trained_like_model().to(torch.bfloat16))
